@@ -1,0 +1,134 @@
+"""Module-level ``map``, ``gather`` and ``stream``: a fresh `Fan` for each call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, TypeVar, overload
+
+from ._engine import Outcomes
+from ._fan import Fan, Items
+from ._options import DEFAULT_CONCURRENCY, ErrorPolicy, check_concurrency
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@overload
+async def map(
+    fn: Callable[[T], Awaitable[R]],
+    items: Items[T],
+    *,
+    concurrency: int = ...,
+    timeout: float | None = ...,
+    deadline: float | None = ...,
+    errors: Literal["raise", "collect"] = ...,
+) -> list[R]: ...
+
+
+@overload
+async def map(
+    fn: Callable[[T], Awaitable[R]],
+    items: Items[T],
+    *,
+    concurrency: int = ...,
+    timeout: float | None = ...,
+    deadline: float | None = ...,
+    errors: Literal["return"],
+) -> list[R | Exception]: ...
+
+
+@overload
+async def map(
+    fn: Callable[[T], R],
+    items: Items[T],
+    *,
+    concurrency: int = ...,
+    timeout: float | None = ...,
+    deadline: float | None = ...,
+    errors: Literal["raise", "collect"] = ...,
+) -> list[R]: ...
+
+
+@overload
+async def map(
+    fn: Callable[[T], R],
+    items: Items[T],
+    *,
+    concurrency: int = ...,
+    timeout: float | None = ...,
+    deadline: float | None = ...,
+    errors: Literal["return"],
+) -> list[R | Exception]: ...
+
+
+async def map(  # noqa: A001 - the name mirrors the builtin on purpose
+    fn: Callable[[T], Any],
+    items: Items[T],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    errors: ErrorPolicy = "raise",
+) -> list[Any]:
+    """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in input order.
+
+    The one-shot form of `Fan.map`; see there for the options.
+    """
+    fan = Fan(concurrency, timeout=timeout, errors=errors)
+    return await fan.map(fn, items, deadline=deadline)
+
+
+async def gather(
+    *awaitables: Awaitable[Any],
+    concurrency: int | None = None,
+    errors: ErrorPolicy = "raise",
+) -> list[Any]:
+    """Await every awaitable, at most ``concurrency`` at a time (``None``: all at once).
+
+    `asyncio.gather` made structured and limited, on any backend; see `Fan.gather`.
+    """
+    if concurrency is None:
+        concurrency = max(1, len(awaitables))
+    return await Fan(check_concurrency(concurrency), errors=errors).gather(*awaitables)
+
+
+@overload
+def stream(
+    fn: Callable[[T], Awaitable[R]],
+    items: Items[T],
+    *,
+    ordered: bool = ...,
+    concurrency: int = ...,
+    timeout: float | None = ...,
+    deadline: float | None = ...,
+) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
+
+
+@overload
+def stream(
+    fn: Callable[[T], R],
+    items: Items[T],
+    *,
+    ordered: bool = ...,
+    concurrency: int = ...,
+    timeout: float | None = ...,
+    deadline: float | None = ...,
+) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
+
+
+def stream(
+    fn: Callable[[T], Any],
+    items: Items[T],
+    *,
+    ordered: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float | None = None,
+    deadline: float | None = None,
+) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
+    """Yield an `Outcome` per item as calls finish (or in input order with ``ordered=True``).
+
+    The one-shot form of `Fan.stream`; see there for the options.
+    """
+    fan = Fan(concurrency, timeout=timeout)
+    return fan.stream(fn, items, ordered=ordered, deadline=deadline)

@@ -1,0 +1,348 @@
+"""The scheduling layer: a few long-lived workers pull items lazily and call ``fn``.
+
+Everything that can be decided without an event loop lives in the sans-I/O
+modules (`_aggregate`, `_ordering`, `_options`); this module only moves items
+between them and the loop. No task is spent per item: a run starts at most
+``width`` workers, one more each time an item is pulled, until the limit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final, Generic, TypeVar
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._aggregate import Collector
+from ._errors import DeadlineExceeded
+from ._ordering import Reorderer
+from ._outcome import Outcome
+from ._slots import Slots
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: A worker that never suspends (its calls finish synchronously) still yields
+#: to the loop this often, so siblings, timeouts and cancellation get a turn.
+_CHECKPOINT_EVERY: Final = 32
+
+_DONE: Final[Any] = object()
+
+
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` returns a coroutine, as far as can be told up front."""
+    while True:
+        if inspect.iscoroutinefunction(fn):
+            return True
+        wrapped = getattr(fn, "func", None)  # functools.partial
+        if wrapped is None:
+            break
+        fn = wrapped
+    call = getattr(type(fn), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(call)
+
+
+def as_async(fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[Any]]:
+    """Return ``fn`` itself if it is async, else a wrapper that runs it in a thread.
+
+    The wrapper's thread limiter has ``threads`` tokens so that worker threads
+    never cap a run below its concurrency (anyio's default pool has 40). A
+    sync callable that hands back an awaitable, such as a lambda returning a
+    coroutine, has that awaitable awaited on the loop.
+    """
+    if is_async_callable(fn):
+        return fn
+    limiter: anyio.CapacityLimiter | None = None
+
+    def boxed(item: T) -> tuple[Any]:
+        # Boxed so that trio does not reject a coroutine coming back from a thread.
+        return (fn(item),)
+
+    async def call_in_thread(item: T) -> Any:
+        nonlocal limiter
+        if limiter is None:
+            limiter = anyio.CapacityLimiter(threads)
+        (result,) = await anyio.to_thread.run_sync(boxed, item, limiter=limiter)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return call_in_thread
+
+
+class Run(Generic[T, R]):
+    """One fan-out over ``items``: pull lazily, call, and hand each result on.
+
+    Subclasses decide what a result becomes (``_reserve``, ``_deliver``).
+    """
+
+    def __init__(
+        self,
+        call: Callable[[T], Awaitable[R]],
+        items: Any,
+        *,
+        slots: Slots,
+        width: int,
+        timeout: float | None,
+        deadline: float | None,
+    ) -> None:
+        self._call = call
+        self._slots = slots
+        self._width = width
+        self._timeout = timeout
+        self._deadline = deadline
+        self._iter: Any = None
+        self._aiter: Any = None
+        self._owns_aiter = False
+        if hasattr(items, "__aiter__"):
+            self._aiter = aiter(items)
+            self._owns_aiter = self._aiter is not items
+            self._pull_lock = Slots(1)
+        else:
+            self._iter = iter(items)
+        self._exhausted = False
+        self._stopping = False
+        self._spawned = 0
+        self._live = 0
+        self._fatal: BaseException | None = None
+        self._failed_fast = False
+        self._tg: TaskGroup | None = None
+
+    # -- hooks for subclasses ------------------------------------------------
+
+    def _reserve(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def _deliver(
+        self, index: int, item: T, value: Any, error: Exception | None, started: float
+    ) -> bool:  # pragma: no cover - abstract
+        """Hand on one result; return True to stop the run (fail fast)."""
+        raise NotImplementedError
+
+    def _all_workers_done(self) -> None:
+        """Called once the last worker has exited."""
+
+    # -- control -------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Start nothing new and cancel the calls in flight."""
+        self._stopping = True
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self.stop()
+
+    def _spawn(self) -> None:
+        assert self._tg is not None
+        self._spawned += 1
+        self._live += 1
+        self._tg.start_soon(self._worker)
+
+    @asynccontextmanager
+    async def running(self, *, stop_on_exit: bool) -> AsyncIterator[None]:
+        """Run the workers for the duration of the block.
+
+        On leaving the block the run is waited for, or with ``stop_on_exit``
+        cancelled. Afterwards the first fatal error (one that is not an item's
+        failure: the input raising, KeyboardInterrupt, SystemExit) is re-raised
+        as it is, and an expired ``deadline`` raises `DeadlineExceeded`.
+        """
+        body_error: BaseException | None = None
+        deadline = math.inf
+        if self._deadline is not None:
+            deadline = anyio.current_time() + self._deadline
+        try:
+            with anyio.CancelScope(deadline=deadline) as scope:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    self._spawn()
+                    try:
+                        yield
+                    except BaseException as exc:
+                        # Re-raised below, unwrapped: a task group would put
+                        # the body's own exception inside an ExceptionGroup.
+                        body_error = exc
+                        self.stop()
+                    else:
+                        if stop_on_exit:
+                            self.stop()
+                if body_error is not None:
+                    raise body_error
+        finally:
+            self._tg = None
+            if self._owns_aiter and hasattr(self._aiter, "aclose"):
+                with anyio.CancelScope(shield=True):
+                    await self._aiter.aclose()
+        if self._fatal is not None:
+            raise self._fatal
+        if scope.cancelled_caught and not self._failed_fast and self._deadline is not None:
+            raise DeadlineExceeded(self._deadline, self._completed())
+
+    def _completed(self) -> dict[int, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- the worker ----------------------------------------------------------
+
+    async def _pull(self) -> Any:
+        if self._exhausted:
+            return _DONE
+        if self._aiter is None:
+            try:
+                item = next(self._iter)
+            except StopIteration:
+                self._exhausted = True
+                return _DONE
+            return self._reserve(), item
+        await self._pull_lock.acquire()
+        try:
+            if self._exhausted:
+                return _DONE
+            try:
+                item = await anext(self._aiter)
+            except StopAsyncIteration:
+                self._exhausted = True
+                return _DONE
+            return self._reserve(), item
+        finally:
+            self._pull_lock.release()
+
+    async def _worker(self) -> None:
+        cancelled = anyio.get_cancelled_exc_class()
+        call, slots, timeout = self._call, self._slots, self._timeout
+        count = 0
+        try:
+            while not self._stopping:
+                try:
+                    pulled = await self._pull()
+                except cancelled:
+                    raise
+                except BaseException as exc:
+                    self._abort(exc)
+                    return
+                if pulled is _DONE:
+                    return
+                index, item = pulled
+                if self._spawned < self._width:
+                    self._spawn()
+                started = anyio.current_time() if self._timed else 0.0
+                error: Exception | None = None
+                value: Any = None
+                await slots.acquire()
+                try:
+                    if timeout is None:
+                        value = await call(item)
+                    else:
+                        with anyio.fail_after(timeout):
+                            value = await call(item)
+                except Exception as exc:
+                    error = exc
+                except cancelled:
+                    raise
+                except BaseException as exc:
+                    self._abort(exc)
+                    return
+                finally:
+                    slots.release()
+                if await self._deliver(index, item, value, error, started):
+                    self._failed_fast = True
+                    self.stop()
+                    return
+                count += 1
+                if count % _CHECKPOINT_EVERY == 0:
+                    await anyio.lowlevel.checkpoint()
+        finally:
+            self._live -= 1
+            if self._live == 0:
+                self._all_workers_done()
+
+    _timed = False
+
+
+class MapRun(Run[T, R]):
+    """A run whose results are gathered by index for ``map`` and ``gather``."""
+
+    def __init__(self, call: Callable[[T], Awaitable[R]], items: Any, *, collector: Collector,
+                 **options: Any) -> None:
+        super().__init__(call, items, **options)
+        self.collector = collector
+        self._reserve = collector.reserve  # type: ignore[method-assign]
+
+    async def _deliver(
+        self, index: int, item: T, value: Any, error: Exception | None, started: float
+    ) -> bool:
+        if error is None:
+            self.collector.results[index] = value
+            return False
+        return self.collector.fail(index, error)
+
+    def _completed(self) -> dict[int, Any]:
+        return self.collector.completed()
+
+
+class StreamRun(Run[T, R]):
+    """A run whose results are sent, as `Outcome` objects, to a consumer."""
+
+    _timed = True
+
+    def __init__(self, call: Callable[[T], Awaitable[R]], items: Any, **options: Any) -> None:
+        super().__init__(call, items, **options)
+        self._next_index = 0
+        send, receive = anyio.create_memory_object_stream[Outcome[T, R]](self._width)
+        self._send: MemoryObjectSendStream[Outcome[T, R]] = send
+        self.receive: MemoryObjectReceiveStream[Outcome[T, R]] = receive
+
+    def _reserve(self) -> int:
+        index = self._next_index
+        self._next_index += 1
+        return index
+
+    async def _deliver(
+        self, index: int, item: T, value: Any, error: Exception | None, started: float
+    ) -> bool:
+        elapsed = anyio.current_time() - started
+        await self._send.send(Outcome(index, item, value, error, 1, elapsed))
+        return False
+
+    def _all_workers_done(self) -> None:
+        self._send.close()
+
+    def _completed(self) -> dict[int, Any]:
+        # The consumer has already been handed everything that finished.
+        return {}
+
+
+class Outcomes(Generic[T, R]):
+    """The async iterator ``stream`` yields: outcomes as they finish, or in input order."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[Outcome[T, R]], *, ordered: bool) -> None:
+        self._receive = receive
+        self._reorder: Reorderer[Outcome[T, R]] | None = Reorderer() if ordered else None
+        self._ready: deque[Outcome[T, R]] = deque()
+
+    def __aiter__(self) -> Outcomes[T, R]:
+        return self
+
+    async def __anext__(self) -> Outcome[T, R]:
+        reorder = self._reorder
+        if reorder is None:
+            try:
+                return await self._receive.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+        while not self._ready:
+            try:
+                outcome = await self._receive.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+            self._ready.extend(reorder.push(outcome.index, outcome))
+        return self._ready.popleft()

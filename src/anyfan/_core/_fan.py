@@ -1,0 +1,252 @@
+"""`Fan`: a reusable fan-out engine whose limits are shared by all its calls."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Literal, TypeVar, overload
+
+from ._aggregate import Collector
+from ._engine import MapRun, Outcomes, StreamRun, as_async
+from ._options import (
+    DEFAULT_CONCURRENCY,
+    ErrorPolicy,
+    check_concurrency,
+    check_errors,
+    check_seconds,
+)
+from ._slots import Slots
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Unset(enum.Enum):
+    token = enum.auto()
+
+
+UNSET: Literal[_Unset.token] = _Unset.token
+
+Items = Iterable[T] | AsyncIterable[T]
+
+
+async def _await(awaitable: Awaitable[R]) -> R:
+    return await awaitable
+
+
+class Fan:
+    """A reusable fan-out engine.
+
+    Every ``map``, ``gather`` and ``stream`` on one Fan draws from the same
+    pool of ``concurrency`` call slots, so the limit holds across concurrent
+    callers and tasks. Options given here are defaults that each call may
+    override.
+
+    Args:
+        concurrency: Most calls in flight at once, across all uses of this Fan.
+        timeout: Seconds each call may take before it fails with `TimeoutError`.
+        errors: Default error policy: ``"raise"``, ``"collect"`` or ``"return"``.
+    """
+
+    def __init__(
+        self,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        *,
+        timeout: float | None = None,
+        errors: ErrorPolicy = "raise",
+    ) -> None:
+        self._concurrency = check_concurrency(concurrency)
+        self._timeout = check_seconds(timeout, name="timeout")
+        self._errors = check_errors(errors)
+        self._slots = Slots(self._concurrency)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(concurrency={self._concurrency}, "
+            f"timeout={self._timeout!r}, errors={self._errors!r})"
+        )
+
+    @property
+    def concurrency(self) -> int:
+        """Most calls in flight at once."""
+        return self._concurrency
+
+    @property
+    def in_flight(self) -> int:
+        """Calls running right now, across every use of this Fan."""
+        return self._slots.in_use
+
+    def _width(self, concurrency: int | None) -> int:
+        if concurrency is None:
+            return self._concurrency
+        return min(check_concurrency(concurrency), self._concurrency)
+
+    def _run_options(
+        self,
+        concurrency: int | None,
+        timeout: float | None | _Unset,
+        deadline: float | None,
+    ) -> dict[str, Any]:
+        return {
+            "slots": self._slots,
+            "width": self._width(concurrency),
+            "timeout": self._timeout if timeout is UNSET else check_seconds(timeout, name="timeout"),
+            "deadline": check_seconds(deadline, name="deadline"),
+        }
+
+    @overload
+    async def map(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Items[T],
+        *,
+        concurrency: int | None = ...,
+        timeout: float | None | _Unset = ...,
+        deadline: float | None = ...,
+        errors: Literal["raise", "collect"] | None = ...,
+    ) -> list[R]: ...
+
+    @overload
+    async def map(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Items[T],
+        *,
+        concurrency: int | None = ...,
+        timeout: float | None | _Unset = ...,
+        deadline: float | None = ...,
+        errors: Literal["return"],
+    ) -> list[R | Exception]: ...
+
+    @overload
+    async def map(
+        self,
+        fn: Callable[[T], R],
+        items: Items[T],
+        *,
+        concurrency: int | None = ...,
+        timeout: float | None | _Unset = ...,
+        deadline: float | None = ...,
+        errors: Literal["raise", "collect"] | None = ...,
+    ) -> list[R]: ...
+
+    @overload
+    async def map(
+        self,
+        fn: Callable[[T], R],
+        items: Items[T],
+        *,
+        concurrency: int | None = ...,
+        timeout: float | None | _Unset = ...,
+        deadline: float | None = ...,
+        errors: Literal["return"],
+    ) -> list[R | Exception]: ...
+
+    async def map(
+        self,
+        fn: Callable[[T], Any],
+        items: Items[T],
+        *,
+        concurrency: int | None = None,
+        timeout: float | None | _Unset = UNSET,
+        deadline: float | None = None,
+        errors: ErrorPolicy | None = None,
+    ) -> list[Any]:
+        """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in order.
+
+        ``fn`` may be async, or a plain function, which then runs in worker
+        threads under the same limits. ``items`` may be any iterable or async
+        iterable, endless ones included: items are pulled only as workers free
+        up. ``timeout`` bounds each call, ``deadline`` the whole map (it raises
+        `DeadlineExceeded`). ``errors`` picks the error policy; see
+        [semantics](../explanation/semantics.md).
+        """
+        options = self._run_options(concurrency, timeout, deadline)
+        collector = Collector(self._errors if errors is None else check_errors(errors))
+        run: MapRun[T, Any] = MapRun(
+            as_async(fn, options["width"]), items, collector=collector, **options
+        )
+        async with run.running(stop_on_exit=False):
+            pass
+        return collector.outcome()
+
+    async def gather(
+        self,
+        *awaitables: Awaitable[Any],
+        concurrency: int | None = None,
+        errors: ErrorPolicy | None = None,
+    ) -> list[Any]:
+        """Await every awaitable, at most ``concurrency`` at a time; return results in order.
+
+        Like `asyncio.gather`, but structured: on failure (with the default
+        ``errors="raise"``) the rest are cancelled, and coroutines that never
+        started are closed so nothing is left un-awaited.
+        """
+        options = self._run_options(concurrency, None, None)
+        collector = Collector(self._errors if errors is None else check_errors(errors))
+        run: MapRun[Awaitable[Any], Any] = MapRun(
+            _await, awaitables, collector=collector, **options
+        )
+        try:
+            async with run.running(stop_on_exit=False):
+                pass
+        finally:
+            for awaitable in awaitables:
+                if inspect.iscoroutine(awaitable) and (
+                    inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+                ):
+                    awaitable.close()
+        return collector.outcome()
+
+    @overload
+    def stream(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Items[T],
+        *,
+        ordered: bool = ...,
+        concurrency: int | None = ...,
+        timeout: float | None | _Unset = ...,
+        deadline: float | None = ...,
+    ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
+
+    @overload
+    def stream(
+        self,
+        fn: Callable[[T], R],
+        items: Items[T],
+        *,
+        ordered: bool = ...,
+        concurrency: int | None = ...,
+        timeout: float | None | _Unset = ...,
+        deadline: float | None = ...,
+    ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
+
+    def stream(
+        self,
+        fn: Callable[[T], Any],
+        items: Items[T],
+        *,
+        ordered: bool = False,
+        concurrency: int | None = None,
+        timeout: float | None | _Unset = UNSET,
+        deadline: float | None = None,
+    ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
+        """Call ``fn`` on every item and yield an `Outcome` for each as it finishes.
+
+        Use as ``async with fan.stream(fn, items) as outcomes: async for o in
+        outcomes: ...``. Failures arrive as outcomes with ``error`` set; they
+        do not stop the stream. With ``ordered=True`` outcomes come in input
+        order. Leaving the block early cancels the calls still in flight.
+        """
+        options = self._run_options(concurrency, timeout, deadline)
+        return _stream(StreamRun(as_async(fn, options["width"]), items, **options), ordered)
+
+
+@asynccontextmanager
+async def _stream(run: StreamRun[T, R], ordered: bool) -> AsyncIterator[Outcomes[T, R]]:
+    with run.receive:
+        async with run.running(stop_on_exit=True):
+            yield Outcomes(run.receive, ordered=ordered)
