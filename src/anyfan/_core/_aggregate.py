@@ -12,10 +12,9 @@ PENDING: Final[Any] = type("_Pending", (), {"__repr__": lambda self: "<pending>"
 
 
 def _describe(count: int, total: int | None) -> str:
-    calls = "call" if count == 1 else "calls"
     if total is None:
-        return f"{count} {calls} failed before the fan-out stopped"
-    return f"{count} of {total} {calls} failed"
+        return f"{count} {'call' if count == 1 else 'calls'} failed before the fan-out stopped"
+    return f"{count} of {total} {'call' if total == 1 else 'calls'} failed"
 
 
 class Collector:

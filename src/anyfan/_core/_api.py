@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar, overload
 
 from ._engine import Outcomes
-from ._fan import Fan, Items
+from ._fan import Fan, Items, close_unstarted
 from ._options import DEFAULT_CONCURRENCY, ErrorPolicy, check_concurrency
 
 T = TypeVar("T")
@@ -90,7 +90,12 @@ async def gather(
     """
     if concurrency is None:
         concurrency = max(1, len(awaitables))
-    return await Fan(check_concurrency(concurrency), errors=errors).gather(*awaitables)
+    try:
+        fan = Fan(check_concurrency(concurrency), errors=errors)
+    except BaseException:
+        close_unstarted(awaitables)
+        raise
+    return await fan.gather(*awaitables)
 
 
 @overload

@@ -176,7 +176,12 @@ class Run(Generic[T, R]):
                     else:
                         if stop_on_exit:
                             self.stop()
-                if body_error is not None:
+                # A fatal error cancels the workers' scope, which holds the body
+                # too; the body's resulting cancellation must not hide the error.
+                if body_error is not None and not (
+                    self._fatal is not None
+                    and isinstance(body_error, anyio.get_cancelled_exc_class())
+                ):
                     raise body_error
         finally:
             self._tg = None
@@ -234,10 +239,11 @@ class Run(Generic[T, R]):
                 index, item = pulled
                 if self._spawned < self._width:
                     self._spawn()
-                started = anyio.current_time() if self._timed else 0.0
                 error: Exception | None = None
                 value: Any = None
                 await slots.acquire()
+                # Timed from the start of the call, not of the wait for a slot.
+                started = anyio.current_time() if self._timed else 0.0
                 try:
                     if timeout is None:
                         value = await call(item)
@@ -271,8 +277,9 @@ class Run(Generic[T, R]):
 class MapRun(Run[T, R]):
     """A run whose results are gathered by index for ``map`` and ``gather``."""
 
-    def __init__(self, call: Callable[[T], Awaitable[R]], items: Any, *, collector: Collector,
-                 **options: Any) -> None:
+    def __init__(
+        self, call: Callable[[T], Awaitable[R]], items: Any, *, collector: Collector, **options: Any
+    ) -> None:
         super().__init__(call, items, **options)
         self.collector = collector
         self._reserve = collector.reserve  # type: ignore[method-assign]

@@ -36,6 +36,15 @@ async def _await(awaitable: Awaitable[R]) -> R:
     return await awaitable
 
 
+def close_unstarted(awaitables: Iterable[Awaitable[Any]]) -> None:
+    """Close the coroutines that never started, so none warns that it was never awaited."""
+    for awaitable in awaitables:
+        if inspect.iscoroutine(awaitable) and (
+            inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+        ):
+            awaitable.close()
+
+
 class Fan:
     """A reusable fan-out engine.
 
@@ -92,7 +101,9 @@ class Fan:
         return {
             "slots": self._slots,
             "width": self._width(concurrency),
-            "timeout": self._timeout if timeout is UNSET else check_seconds(timeout, name="timeout"),
+            "timeout": self._timeout
+            if timeout is UNSET
+            else check_seconds(timeout, name="timeout"),
             "deadline": check_seconds(deadline, name="deadline"),
         }
 
@@ -184,20 +195,16 @@ class Fan:
         ``errors="raise"``) the rest are cancelled, and coroutines that never
         started are closed so nothing is left un-awaited.
         """
-        options = self._run_options(concurrency, None, None)
-        collector = Collector(self._errors if errors is None else check_errors(errors))
-        run: MapRun[Awaitable[Any], Any] = MapRun(
-            _await, awaitables, collector=collector, **options
-        )
         try:
+            options = self._run_options(concurrency, None, None)
+            collector = Collector(self._errors if errors is None else check_errors(errors))
+            run: MapRun[Awaitable[Any], Any] = MapRun(
+                _await, awaitables, collector=collector, **options
+            )
             async with run.running(stop_on_exit=False):
                 pass
         finally:
-            for awaitable in awaitables:
-                if inspect.iscoroutine(awaitable) and (
-                    inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
-                ):
-                    awaitable.close()
+            close_unstarted(awaitables)
         return collector.outcome()
 
     @overload

@@ -37,5 +37,7 @@ def check_seconds(value: object, *, name: str) -> float | None:
 def check_errors(value: object) -> ErrorPolicy:
     """Return ``value`` if it names an error policy."""
     if value not in ERROR_POLICIES:
-        raise ValueError(f"errors must be one of {', '.join(map(repr, ERROR_POLICIES))}, got {value!r}")
+        raise ValueError(
+            f"errors must be one of {', '.join(map(repr, ERROR_POLICIES))}, got {value!r}"
+        )
     return value  # type: ignore[return-value]

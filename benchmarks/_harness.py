@@ -1,0 +1,178 @@
+"""Shared helpers for the benchmark sections: child processes, event loops, markdown.
+
+Every measurement that reports memory runs in a fresh interpreter, so that peak
+RSS belongs to that one case. A section module doubles as its own child script:
+``run.py`` imports it to build the section, and the section re-runs its own file
+with ``--child SPEC_JSON`` for each case (see `child_main` and `run_child`).
+
+Sections report their targets through `verdict`, so that ``run.py`` can count
+PASS and FAIL across sections without knowing what each one measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from pathlib import Path
+
+T = TypeVar("T")
+
+BACKENDS = ("asyncio", "uvloop", "trio")
+
+PASS = "**PASS**"
+FAIL = "**FAIL**"
+
+#: Marks the last stdout line of a child, so stray prints cannot be mistaken for it.
+_RESULT_PREFIX = "BENCH-RESULT "
+
+
+# -- inside a child ----------------------------------------------------------
+
+
+def peak_rss_bytes() -> int:
+    """The peak resident set size of this process so far."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run_on(backend: str, main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main()`` on a fresh event loop of ``backend`` (asyncio, uvloop or trio)."""
+    if backend == "asyncio":
+        return asyncio.run(_as_coroutine(main))
+    if backend == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_as_coroutine(main))
+    if backend == "trio":
+        import trio
+
+        return trio.run(main)
+    raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+
+async def _as_coroutine(main: Callable[[], Awaitable[T]]) -> T:
+    return await main()
+
+
+def child_main(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Serve one ``--child SPEC_JSON`` request: run ``handler(spec)`` and print its result.
+
+    The result gains ``peak_rss`` (bytes) measured after the handler returned.
+    """
+    spec = json.loads(sys.argv[sys.argv.index("--child") + 1])
+    result = handler(spec)
+    result["peak_rss"] = peak_rss_bytes()
+    sys.stdout.write(_RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+# -- in the parent -----------------------------------------------------------
+
+
+class ChildError(RuntimeError):
+    """A child process failed, timed out or printed no result."""
+
+
+def run_child(script: Path | str, spec: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    """Run ``script --child SPEC`` in a fresh interpreter and return the result it printed."""
+    command = [sys.executable, str(script), "--child", json.dumps(spec)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ChildError(f"timed out after {timeout:.0f} s") from exc
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(_RESULT_PREFIX):
+            result: dict[str, Any] = json.loads(line[len(_RESULT_PREFIX) :])
+            return result
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise ChildError(f"exit {done.returncode}: {tail}")
+
+
+def progress(message: str) -> None:
+    """Report progress on stderr, so stdout stays clean for the caller."""
+    print(message, file=sys.stderr, flush=True)
+
+
+class Stopwatch:
+    """Wall time since construction, for a section's own footer."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since the stopwatch was made."""
+        return time.perf_counter() - self._start
+
+
+# -- markdown ----------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> str:
+    """A markdown table; ``align`` holds one ``l``/``r`` per column (default: first left)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = [_row(headers), _row(rule)]
+    lines.extend(_row([str(cell) for cell in row]) for row in rows)
+    return "\n".join(lines)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def verdict(ok: bool) -> str:
+    """The PASS/FAIL marker that ``run.py`` counts."""
+    return PASS if ok else FAIL
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target check: what was required, what was measured, and whether it held."""
+
+    requirement: str
+    measured: str
+    ok: bool | None  # None: not measured in this run
+
+    def cells(self) -> tuple[str, str, str]:
+        """The row of the targets table."""
+        result = "not measured" if self.ok is None else verdict(self.ok)
+        return self.requirement, self.measured, result
+
+
+def targets_table(targets: Iterable[Target], *, quick: bool) -> str:
+    """The targets block of a section, with a warning when the run was a smoke run."""
+    rows = [t.cells() for t in targets]
+    text = "**Targets**\n\n" + table(("target", "measured", "result"), rows, "llr")
+    if quick:
+        text += "\n\n_Quick smoke run with small N: the verdicts above are not meaningful._"
+    return text
+
+
+def count(n: int) -> str:
+    """An item count as people say it: 100k, 1M, 2,500."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return f"{n:,}"
+
+
+def mb(n_bytes: float) -> str:
+    """Bytes as whole MB (10^6), the unit the targets are stated in."""
+    return f"{round(n_bytes / 1e6):,}"  # round() first: no "-0" for noise below baseline

@@ -1,0 +1,522 @@
+"""Section ``core`` (issue 1/5): per-item scheduling overhead and peak RSS of a fan-out.
+
+Every approach maps ``async def noop(x): return x`` over N items at a fixed
+concurrency. Each measurement runs in a fresh interpreter (this file, run with
+``--child``), so the peak RSS it reports belongs to that one case alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness
+from _harness import Target, count, mb
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Awaitable, Callable
+
+TITLE = "Core engine: per-item overhead and memory"
+ORDER = 10
+
+THIS = Path(__file__).resolve()
+
+#: Imported by every child, measured or baseline, so baselines compare like with like.
+COMMON_MODULES = ("anyio", "anyfan", "aiometer", "trio", "uvloop")
+
+MAX_US_PER_ITEM = 3.0
+MIN_TIMES_BELOW_AIOMETER = 8.0
+MAX_RSS_OVER_BASELINE = 100e6
+
+
+# -- the approaches, run inside a child --------------------------------------
+
+
+async def noop(x: int) -> int:
+    return x
+
+
+async def sequential(n: int, c: int) -> list[int]:
+    return [await noop(i) for i in range(n)]
+
+
+async def anyfan_map(n: int, c: int) -> list[int]:
+    import anyfan
+
+    return await anyfan.map(noop, range(n), concurrency=c)
+
+
+async def anyfan_stream(n: int, c: int) -> int:
+    import anyfan
+
+    seen = 0
+    async with anyfan.stream(noop, range(n), concurrency=c) as outcomes:
+        async for _ in outcomes:
+            seen += 1
+    return seen
+
+
+async def gather_semaphore(n: int, c: int) -> list[int]:
+    import asyncio
+
+    semaphore = asyncio.Semaphore(c)
+
+    async def guarded(x: int) -> int:
+        async with semaphore:
+            return await noop(x)
+
+    return await asyncio.gather(*(guarded(i) for i in range(n)))
+
+
+async def anyio_task_group(n: int, c: int) -> list[int]:
+    import anyio
+
+    limiter = anyio.CapacityLimiter(c)
+    results = [0] * n
+
+    async def one(i: int) -> None:
+        async with limiter:
+            results[i] = await noop(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    return results
+
+
+async def anyio_amap(n: int, c: int) -> list[int]:
+    import anyio
+
+    # amap takes no limit: c cannot be applied.
+    amap: Callable[..., Awaitable[list[int]]] = anyio.amap  # absent before anyio 4.16
+    return await amap(noop, range(n))
+
+
+async def aiometer_amap(n: int, c: int) -> int:
+    import aiometer
+
+    seen = 0
+    async with aiometer.amap(noop, range(n), max_at_once=c) as results:
+        async for _ in results:
+            seen += 1
+    return seen
+
+
+async def aiometer_run_all(n: int, c: int) -> list[int]:
+    import aiometer
+
+    calls = [functools.partial(noop, i) for i in range(n)]
+    results: list[int] = await aiometer.run_all(calls, max_at_once=c)
+    return results
+
+
+async def trio_nursery(n: int, c: int) -> list[int]:
+    import trio
+
+    limiter = trio.CapacityLimiter(c)
+    results = [0] * n
+
+    async def one(i: int) -> None:
+        async with limiter:
+            results[i] = await noop(i)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(one, i)
+    return results
+
+
+@dataclass(frozen=True)
+class Case:
+    """One approach and the backends it runs on."""
+
+    key: str
+    label: str
+    backends: tuple[str, ...]
+    fn: Callable[[int, int], Awaitable[Any]] | None  # None: the baseline, which does nothing
+    ordered: bool = True  # returns the results in input order (else: a count)
+    #: Backends run above the first size (None: all). Slow peers are left out there
+    #: by default, to keep the whole section near ten minutes.
+    large_backends: tuple[str, ...] | None = None
+    anyfan: bool = False
+    available: Callable[[], bool] = field(default=lambda: True)
+
+
+def _has_anyio_amap() -> bool:
+    import anyio
+
+    return hasattr(anyio, "amap")
+
+
+CASES = (
+    Case("baseline", "interpreter baseline (imports, loop, one task)", _harness.BACKENDS, None),
+    Case("sequential", "sequential awaits (floor)", ("asyncio", "trio"), sequential),
+    Case("anyfan_map", "**anyfan.map**", _harness.BACKENDS, anyfan_map, anyfan=True),
+    Case(
+        "anyfan_stream",
+        "**anyfan.stream** (unordered)",
+        ("asyncio", "trio"),
+        anyfan_stream,
+        ordered=False,
+        anyfan=True,
+    ),
+    Case("gather", "asyncio.gather + Semaphore", ("asyncio",), gather_semaphore),
+    Case(
+        "aiometer_amap",
+        "aiometer.amap (max_at_once)",
+        ("asyncio", "trio"),
+        aiometer_amap,
+        ordered=False,
+        large_backends=("asyncio",),
+    ),
+    Case(
+        "aiometer_run_all",
+        "aiometer.run_all (max_at_once)",
+        ("asyncio", "trio"),
+        aiometer_run_all,
+        large_backends=("asyncio",),
+    ),
+    Case(
+        "trio_nursery",
+        "trio nursery + CapacityLimiter",
+        ("trio",),
+        trio_nursery,
+        large_backends=(),
+    ),
+    Case(
+        "anyio_amap",
+        "anyio.amap (no limit)",
+        ("asyncio", "trio"),
+        anyio_amap,
+        large_backends=(),
+        available=_has_anyio_amap,
+    ),
+    Case(
+        "anyio_task_group",
+        "anyio task group + CapacityLimiter",
+        ("asyncio", "trio"),
+        anyio_task_group,
+        large_backends=(),
+    ),
+)
+CASES_BY_KEY = {case.key: case for case in CASES}
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one case once in this (fresh) interpreter and time it."""
+    imported = []
+    for name in COMMON_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        imported.append(name)
+    case = CASES_BY_KEY[spec["case"]]
+    n, c = spec["n"], spec["concurrency"]
+    fn = case.fn
+
+    async def main() -> tuple[float, Any]:
+        import anyio
+
+        # Load anyio's backend module (imported on first use) in every child,
+        # baseline included, so no timed run pays for an import.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.sleep, 0)
+        if fn is None:
+            return 0.0, None
+        # A small warm-up run, untimed, so first-call costs stay out of the timing.
+        await fn(min(n, 2 * c), c)
+        start = time.perf_counter()
+        result = await fn(n, c)
+        return time.perf_counter() - start, result
+
+    seconds, result = _harness.run_on(spec["backend"], main)
+    if fn is None:
+        ok = True
+    elif case.ordered:
+        # Compared lazily: a second list of N ints would inflate the peak RSS.
+        ok = len(result) == n and all(a == b for a, b in zip(result, range(n), strict=True))
+    else:
+        ok = result == n
+    return {"seconds": seconds, "ok": ok, "imported": imported}
+
+
+# -- the section, built in the parent ----------------------------------------
+
+
+def add_arguments(parser: argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--core-sizes",
+        metavar="N,N",
+        help="item counts; the first runs --core-repeats times, the others once "
+        "(default 100000,1000000; with --quick 1000,10000)",
+    )
+    parser.add_argument(
+        "--core-repeats",
+        type=int,
+        metavar="R",
+        help="runs at the first size (default 3; --quick 1)",
+    )
+    parser.add_argument(
+        "--core-concurrency", type=int, default=100, metavar="C", help="default 100"
+    )
+    parser.add_argument(
+        "--core-all-sizes",
+        action="store_true",
+        help="also run the slow peers at the larger sizes (many minutes, several GB)",
+    )
+    parser.add_argument(
+        "--core-timeout",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds before one run is abandoned (default 900)",
+    )
+
+
+@dataclass
+class Cell:
+    """The runs of one case on one backend at one size."""
+
+    seconds: list[float] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.seconds) and self.error is None
+
+
+def run(opts: argparse.Namespace) -> str:
+    quick = opts.quick
+    sizes_text = opts.core_sizes or ("1000,10000" if quick else "100000,1000000")
+    sizes = [int(s) for s in sizes_text.split(",")]
+    repeats = opts.core_repeats or (1 if quick else 3)
+    concurrency = opts.core_concurrency
+
+    cells: dict[tuple[str, str, int], Cell] = {}
+    plan: list[tuple[Case, str, int]] = []
+    for case in CASES:
+        for backend in case.backends:
+            for size_index, n in enumerate(sizes):
+                cell = cells[case.key, backend, n] = Cell()
+                if not case.available():
+                    cell.skipped = "absent"
+                elif size_index > 0 and case.fn is None:
+                    continue  # the baseline does not depend on N
+                elif (
+                    size_index > 0
+                    and not opts.core_all_sizes
+                    and case.large_backends is not None
+                    and backend not in case.large_backends
+                ):
+                    cell.skipped = "slow"
+                else:
+                    plan.append((case, backend, n))
+
+    # Repeats of the first size go round-robin, so slow drift hits every case alike.
+    first = [p for p in plan if p[2] == sizes[0]]
+    schedule = [p for _ in range(repeats) for p in first] + [p for p in plan if p[2] != sizes[0]]
+    for step, (case, backend, n) in enumerate(schedule, 1):
+        cell = cells[case.key, backend, n]
+        if cell.error:
+            continue
+        spec = {"case": case.key, "backend": backend, "n": n, "concurrency": concurrency}
+        try:
+            result = _harness.run_child(THIS, spec, timeout=opts.core_timeout)
+        except _harness.ChildError as exc:
+            cell.error = str(exc)
+        else:
+            if not result["ok"]:
+                cell.error = "wrong results"
+            cell.seconds.append(result["seconds"])
+            cell.rss.append(result["peak_rss"])
+        _harness.progress(f"  [{step}/{len(schedule)}] {case.key} {backend} n={n}: {_say(cell, n)}")
+
+    return _render(cells, sizes, repeats, concurrency, quick)
+
+
+def _say(cell: Cell, n: int) -> str:
+    if cell.error:
+        return f"error: {cell.error}"
+    if not cell.seconds[-1]:
+        return f"peak RSS {mb(cell.rss[-1])} MB"
+    return f"{cell.seconds[-1] / n * 1e6:.2f} µs/item, peak RSS {mb(cell.rss[-1])} MB"
+
+
+def _us(cell: Cell, n: int) -> float:
+    return min(cell.seconds) / n * 1e6
+
+
+def _render(
+    cells: dict[tuple[str, str, int], Cell],
+    sizes: list[int],
+    repeats: int,
+    concurrency: int,
+    quick: bool,
+) -> str:
+    errors: list[str] = []
+    numbered: dict[int, int] = {}
+    used: set[str] = set()
+    baseline = {b: min(cells["baseline", b, sizes[0]].rss, default=0) for b in _harness.BACKENDS}
+
+    def text(case: Case, backend: str, n: int, what: str) -> str:
+        cell = cells[case.key, backend, n]
+        if cell.skipped == "absent":
+            used.add("absent")
+            return "absent²"
+        if cell.skipped == "slow":
+            used.add("slow")
+            first = cells[case.key, backend, sizes[0]]
+            if what == "us" and first.measured:
+                return f"skipped¹ (~{_us(first, sizes[0]) * n / 1e6:.0f} s)"
+            return "skipped¹"
+        if cell.error:
+            if id(cell) not in numbered:
+                errors.append(f"{case.key} on {backend} at {count(n)}: {cell.error}")
+                numbered[id(cell)] = len(errors)
+            return f"error³ ({numbered[id(cell)]})"
+        if not cell.measured:
+            return "-"
+        if what == "us":
+            return f"{_us(cell, n):.2f}"
+        if what == "rss":
+            return mb(max(cell.rss))
+        return mb(max(cell.rss) - baseline[backend])
+
+    headers = ["approach", "backend"]
+    headers += [f"µs/item ({count(n)})" for n in sizes]
+    headers += [f"peak RSS MB ({count(n)})" for n in sizes]
+    headers += [f"over baseline MB ({count(n)})" for n in sizes]
+    rows = []
+    for case in CASES:
+        for backend in case.backends:
+            row = [case.label, backend]
+            if case.fn is None:
+                rss = mb(baseline[backend])
+                rows.append(row + ["-"] * len(sizes) + [rss] * len(sizes) + ["0"] * len(sizes))
+                continue
+            row += [text(case, backend, n, what) for what in ("us", "rss", "over") for n in sizes]
+            rows.append(row)
+
+    footnotes = []
+    if "slow" in used:
+        footnotes.append(
+            "¹ Not run at this size, to keep the whole section near ten minutes; the time in "
+            "brackets scales the first size's µs/item. The one-task-per-item peers also need "
+            "several GB there. `--core-all-sizes` runs them."
+        )
+    if "absent" in used:
+        footnotes.append("² Not in the installed anyio (anyio.amap first appeared in 4.16).")
+    footnotes += [f"³ ({i}) {e}" for i, e in enumerate(errors, 1)]
+
+    sizes_said = " and ".join(f"{n:,}" for n in sizes)
+    method = (
+        f"Each approach maps `async def noop(x): return x` over {sizes_said} items at "
+        f"concurrency {concurrency}; the call never suspends, so what is measured is the "
+        f"scheduling cost alone (anyio.amap has no limit and starts every item at once). "
+        f"Every measurement runs in its own fresh interpreter that imports the same modules "
+        f"({', '.join(COMMON_MODULES)}, those installed), so its peak RSS (`ru_maxrss`) is its "
+        f"own; the baseline row is such an interpreter that only starts the event loop and "
+        f"one anyio task, and _over baseline_ is peak RSS minus that backend's baseline. "
+        f"Wall time is taken with `perf_counter` around the fan-out call alone, after imports, "
+        f"loop start and an untimed warm-up run of {2 * concurrency} items; it includes "
+        f"building the inputs each API needs (coroutines, partials) and, for the ordered "
+        f"approaches, the result list. At {count(sizes[0])} items µs/item is the best of "
+        f"{repeats} runs (one process per run, interleaved across approaches; RSS is the "
+        f"largest of those runs); each larger size is run once. The unordered approaches "
+        f"(anyfan.stream, aiometer.amap) count results as they arrive instead of keeping them. "
+        f"The garbage collector is left on, as users have it. Results are checked after timing."
+    )
+    parts = [
+        f"## {TITLE}",
+        method,
+        _harness.table(headers, rows, "ll" + "r" * (len(headers) - 2)),
+    ]
+    if footnotes:
+        # Two trailing spaces: a markdown line break between footnotes.
+        parts.append("  \n".join(footnotes))
+    parts.append(_harness.targets_table(_targets(cells, sizes, baseline), quick=quick))
+    return "\n\n".join(parts)
+
+
+def _targets(
+    cells: dict[tuple[str, str, int], Cell], sizes: list[int], baseline: dict[str, int]
+) -> list[Target]:
+    """One row per anyfan approach, backend and target; an anyfan run that errored fails."""
+    speed: list[Target] = []
+    ratio: list[Target] = []
+    memory: list[Target] = []
+    for case in CASES:
+        if not case.anyfan:
+            continue
+        for backend in case.backends:
+            name = f"{_plain(case)} on {backend}"
+            mine = {n: cells[case.key, backend, n] for n in sizes}
+            broken = [f"error ({count(n)})" for n, cell in mine.items() if cell.error]
+
+            got = [(n, _us(cell, n)) for n, cell in mine.items() if cell.measured]
+            said = [f"{us:.2f} ({count(n)})" for n, us in got]
+            speed.append(
+                _check(
+                    f"{name}: ≤ {MAX_US_PER_ITEM:g} µs/item",
+                    said + broken,
+                    [us <= MAX_US_PER_ITEM for _, us in got],
+                    broken,
+                )
+            )
+
+            peer_backend = "asyncio" if backend == "uvloop" else backend
+            ratios = []
+            for n, cell in mine.items():
+                peers = [
+                    _us(cells[key, peer_backend, n], n)
+                    for key in ("aiometer_amap", "aiometer_run_all")
+                    if cells[key, peer_backend, n].measured
+                ]
+                if peers and cell.measured:
+                    ratios.append((n, min(peers) / _us(cell, n)))
+            ratio.append(
+                _check(
+                    f"{name}: ≥ {MIN_TIMES_BELOW_AIOMETER:g}x below the faster aiometer call "
+                    f"on {peer_backend}",
+                    [f"{r:.1f}x ({count(n)})" for n, r in ratios] + broken,
+                    [r >= MIN_TIMES_BELOW_AIOMETER for _, r in ratios],
+                    broken,
+                )
+            )
+
+            largest = mine[sizes[-1]]
+            broken_largest = ["error"] if largest.error else []
+            over = max(largest.rss) - baseline[backend] if largest.measured else None
+            memory.append(
+                _check(
+                    f"{name}: peak RSS at {count(sizes[-1])} items ≤ "
+                    f"{mb(MAX_RSS_OVER_BASELINE)} MB over baseline",
+                    ([] if over is None else [f"{mb(over)} MB"]) + broken_largest,
+                    [] if over is None else [over <= MAX_RSS_OVER_BASELINE],
+                    broken_largest,
+                )
+            )
+    return speed + ratio + memory
+
+
+def _check(requirement: str, said: list[str], oks: list[bool], broken: list[str]) -> Target:
+    ok = None if not oks and not broken else all(oks) and not broken
+    return Target(requirement, ", ".join(said) or "-", ok)
+
+
+def _plain(case: Case) -> str:
+    return case.label.replace("**", "")
+
+
+if __name__ == "__main__" and "--child" in sys.argv:
+    _harness.child_main(child)

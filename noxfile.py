@@ -1,0 +1,78 @@
+"""Every check the project runs: `python3 -m nox` runs all but the benchmark.
+
+Sessions install the package (not editable, so packaging mistakes show) plus
+the dependency groups from pyproject.toml, with pip, from PyPI.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "tests_minimal", "lint", "typecheck", "docs"]
+nox.options.reuse_venv = "yes"
+nox.options.error_on_external_run = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+# The extras the full test, type-check and benchmark environments install.
+# Add each new extra here as it lands (openai, sim, aiohttp, progress, ...).
+EXTRAS = ["trio"]
+PACKAGE_WITH_EXTRAS = f".[{','.join(EXTRAS)}]"
+
+
+def _groups(*names: str) -> tuple[str, ...]:
+    return nox.project.dependency_groups(PYPROJECT, *names)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite on asyncio, asyncio+uvloop and trio, with branch coverage."""
+    session.install(PACKAGE_WITH_EXTRAS, *_groups("test", "test-backends"))
+    session.run("pytest", "--cov", "--cov-report=term-missing:skip-covered", *session.posargs)
+
+
+@nox.session
+def tests_minimal(session: nox.Session) -> None:
+    """Run the test suite with nothing optional installed: asyncio only, no trio, no uvloop."""
+    session.install(".", *_groups("test"))
+    # Guard against a test dependency pulling an optional backend in after all.
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util as u, sys; "
+        "found = [m for m in ('trio', 'uvloop') if u.find_spec(m)]; "
+        "sys.exit(f'tests_minimal must run without {found}' if found else 0)",
+        silent=True,
+    )
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff (run `ruff format` to fix the latter)."""
+    session.install(*_groups("lint"))
+    session.run("ruff", "check", *session.posargs, ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package and pin the public API's inferred types with mypy --strict."""
+    session.install(PACKAGE_WITH_EXTRAS, *_groups("typecheck"))
+    session.run("mypy", "--strict", "src", "tests/typing/test_api_types.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; any warning is an error."""
+    session.install(*_groups("docs"))
+    # The banner about Material for MkDocs' end of life is noise in every build log.
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks and regenerate docs/benchmarks.md (not part of plain `nox`)."""
+    session.install(PACKAGE_WITH_EXTRAS, *_groups("bench"))
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,0 +1,340 @@
+"""Rate-limit arithmetic: a GCRA with per-call cost, plus a one-second slice cap.
+
+Pure code: every method takes the time ``now`` explicitly, so it runs the same
+under any event loop, from a fake clock in tests, or (later) against state kept
+elsewhere.
+
+Two rules decide when a call of ``cost`` units may start:
+
+* The *bucket* (GCRA, the generic cell rate algorithm). Admitted work drains
+  at ``limit / per`` units a second; the bucket holds at most ``burst`` units.
+  A call is admitted when its cost fits, or, if it is larger than the whole
+  bucket, when the bucket is empty (it then goes alone). Over any window of
+  ``W`` seconds this admits less than ``rate * W + max(burst, largest cost)``.
+* The *slice*. Providers enforce a per-minute quota in short slices, so no
+  call may bring the cost admitted in the last second above one second's
+  share of the rate (rounded up to a whole unit, or ``burst`` if larger); a
+  call costing more than that starts only when the slice is empty. A call
+  stays in the slice for ``GUARD`` beyond the second, a margin for the jitter
+  between admission and the request reaching the provider.
+
+The default burst is a few hundredths of a second of the rate: enough to
+absorb the lateness of real timers, so sustained throughput stays at the
+limit, and far below the one-second slice.
+
+Refunds follow the bucket as a FIFO queue of work: a call that used less than
+it was charged gives back the part of its charge that has not yet drained, and
+nothing that has. Refunds therefore never let more through than the window
+bounds allow for the costs as finally settled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Final
+
+#: The length, in seconds, of the slices providers enforce their limits in.
+SLICE: Final = 1.0
+
+#: Extra seconds a call stays in the slice, so that the few milliseconds between
+#: admission and the request reaching the provider cannot crowd two slices into one.
+GUARD: Final = 0.002
+
+_SPAN: Final = SLICE + GUARD
+
+#: Seconds of timer lateness the default burst absorbs without losing throughput.
+TOLERANCE: Final = 0.05
+
+#: The default burst never drops below this many units (unless the slice is smaller).
+MIN_DEFAULT_BURST: Final = 2.0
+
+
+def default_burst(rate: float) -> float:
+    """Return the burst used when none is given, for ``rate`` units per second.
+
+    Big enough to absorb ``TOLERANCE`` seconds of lateness and at least
+    ``MIN_DEFAULT_BURST`` units, never more than one slice of the rate.
+    """
+    return min(rate * SLICE, max(MIN_DEFAULT_BURST, rate * TOLERANCE))
+
+
+class Charge:
+    """What one admitted call was charged: its cost and its place in the bucket's queue.
+
+    Attributes:
+        cost: Units charged so far (lowered by refunds, raised by extra charges).
+        start: When the call may start.
+    """
+
+    __slots__ = (
+        "cost",
+        "queued",
+        "seg_end",
+        "seg_start",
+        "settled",
+        "slice_cost",
+        "sliced",
+        "start",
+    )
+
+    def __init__(self, cost: float, start: float) -> None:
+        self.cost = cost
+        self.start = start
+        # The stretch of the bucket's queue (in seconds) this charge occupies.
+        self.seg_start = start
+        self.seg_end = start
+        self.queued = False
+        self.slice_cost = cost
+        self.sliced = False
+        self.settled = False
+
+    def __repr__(self) -> str:
+        return f"Charge(cost={self.cost!r}, start={self.start!r})"
+
+
+class Gcra:
+    """The state of one rate limit: when calls may start, and what they were charged.
+
+    Args:
+        limit: Units allowed per ``per`` seconds (positive, finite).
+        per: The period in seconds (positive, finite).
+        burst: Units the bucket holds; ``None`` for `default_burst`.
+    """
+
+    __slots__ = (
+        "_burst",
+        "_cap",
+        "_explicit_burst",
+        "_interval",
+        "_last_start",
+        "_limit",
+        "_pending",
+        "_per",
+        "_slice",
+        "_slice_sum",
+        "_tat",
+    )
+
+    def __init__(self, limit: float, per: float, burst: float | None = None) -> None:
+        # Time at which the bucket runs empty ("theoretical arrival time").
+        self._tat = -math.inf
+        self._last_start = -math.inf
+        # Charges whose stretch of the queue has not drained yet, in queue order.
+        self._pending: deque[Charge] = deque()
+        # Charges admitted in the last SLICE seconds, in start order, and their sum.
+        self._slice: deque[Charge] = deque()
+        self._slice_sum = 0.0
+        self._set(limit, per, burst)
+
+    def _set(self, limit: float, per: float, burst: float | None) -> None:
+        self._limit = float(limit)
+        self._per = float(per)
+        self._interval = self._per / self._limit
+        rate = self._limit / self._per
+        self._explicit_burst = burst
+        self._burst = default_burst(rate) if burst is None else float(burst)
+        # Rounded up to whole units, as providers count: 90/min is 2 in some seconds.
+        self._cap = max(math.ceil(rate * SLICE), self._burst)
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def limit(self) -> float:
+        """Units allowed per period."""
+        return self._limit
+
+    @property
+    def per(self) -> float:
+        """The period, in seconds."""
+        return self._per
+
+    @property
+    def rate(self) -> float:
+        """Units per second."""
+        return self._limit / self._per
+
+    @property
+    def burst(self) -> float:
+        """Units the bucket holds (the default, unless one was given)."""
+        return self._burst
+
+    @property
+    def slice_cap(self) -> float:
+        """Most units admitted within any one slice."""
+        return self._cap
+
+    def level(self, now: float) -> float:
+        """Units in the bucket at ``now`` (charged and not yet drained)."""
+        return max(0.0, self._tat - now) / self._interval
+
+    # -- admitting -----------------------------------------------------------
+
+    def earliest(self, cost: float, now: float) -> float:
+        """Return the earliest time, at or after ``now``, that a call of ``cost`` may start.
+
+        Calls are served in order: never before the last reservation's start.
+        """
+        t = now if now > self._last_start else self._last_start
+        gate = self._tat - max(self._burst - cost, 0.0) * self._interval
+        if gate > t:
+            t = gate
+        return self._slice_earliest(cost, t)
+
+    def _slice_earliest(self, cost: float, t: float) -> float:
+        """Return the earliest time from ``t`` at which ``cost`` fits in the slice."""
+        entries = self._slice
+        total = self._slice_sum
+        cap = self._cap
+        # Entries that will have left the slice by ``t`` do not count.
+        i = 0
+        n = len(entries)
+        while i < n and entries[i].start + _SPAN <= t:
+            total -= entries[i].slice_cost
+            i += 1
+        if i == n or total + cost <= cap:
+            return t
+        while True:
+            leaving = entries[i]
+            total -= leaving.slice_cost
+            i += 1
+            # Once everything has left, even an oversized call may go (alone).
+            if i == n or total + cost <= cap:
+                return leaving.start + _SPAN
+
+    def reserve(self, cost: float, now: float) -> Charge:
+        """Charge a call of ``cost`` units asked for at ``now``, starting as early as allowed.
+
+        Returns the `Charge`; its ``start`` is the earliest allowed time (``now``
+        when the call may start at once). Reservations are served in order.
+        """
+        start = self.earliest(cost, now)
+        charge = Charge(cost, start)
+        self._last_start = start
+        self._expire(start)
+        if cost > 0:
+            seg_start = self._tat if self._tat > start else start
+            charge.seg_start = seg_start
+            charge.seg_end = self._tat = seg_start + cost * self._interval
+            self._drain(now)
+            charge.queued = True
+            self._pending.append(charge)
+            charge.sliced = True
+            self._slice.append(charge)
+            self._slice_sum += cost
+        return charge
+
+    def _expire(self, t: float) -> None:
+        """Drop slice entries that no admission at or after ``t`` can see."""
+        entries = self._slice
+        while entries and entries[0].start + _SPAN <= t:
+            leaving = entries.popleft()
+            leaving.sliced = False
+            self._slice_sum -= leaving.slice_cost
+        if not entries:
+            self._slice_sum = 0.0  # no float residue once empty
+
+    def _drain(self, now: float) -> None:
+        """Forget charges whose stretch of the queue has fully drained by ``now``."""
+        pending = self._pending
+        while pending and pending[0].seg_end <= now:
+            pending.popleft().queued = False
+
+    # -- settling ------------------------------------------------------------
+
+    def settle(self, charge: Charge, used: float, now: float) -> float:
+        """Settle ``charge`` at ``now`` with the units the call really ``used``.
+
+        If it used less, the part of the charge not yet drained from the bucket
+        is given back (a call that never started gets back everything). If it
+        used more, the difference is charged at ``now``. Returns the units
+        given back, negative when more were charged.
+
+        Raises:
+            ValueError: If ``charge`` was settled before.
+        """
+        if charge.settled:
+            raise ValueError("this charge was already settled")
+        charge.settled = True
+        excess = charge.cost - used
+        if excess < 0:
+            self._charge_extra(-excess, now)
+            charge.cost = used
+            return excess
+        if excess == 0:
+            return 0.0
+        self._drain(now)
+        if not charge.queued:
+            return 0.0
+        interval = self._interval
+        keep_until = max(now, charge.seg_start + used * interval)
+        # Positive but for float noise: the charge is queued, so its stretch ends after now.
+        removed = max(0.0, charge.seg_end - keep_until)
+        charge.seg_end -= removed
+        # Everything queued behind this charge moves up by what it gave back.
+        pending = self._pending
+        for i in range(pending.index(charge) + 1, len(pending)):
+            pending[i].seg_start -= removed
+            pending[i].seg_end -= removed
+        self._tat -= removed
+        units = removed / interval
+        if units > excess * (1 - 1e-9):
+            units = excess  # all of it, without float residue
+        charge.cost -= units
+        if charge.sliced:
+            charge.slice_cost -= units
+            self._slice_sum -= units
+        return units
+
+    def _charge_extra(self, units: float, now: float) -> None:
+        self._tat = max(self._tat, now) + units * self._interval
+        # Recorded in the slice at the latest start so far, keeping it in order.
+        extra = Charge(units, max(now, self._last_start))
+        extra.sliced = True
+        self._slice.append(extra)
+        self._slice_sum += units
+
+    # -- adjusting -----------------------------------------------------------
+
+    def configure(self, limit: float, per: float, burst: float | None, now: float) -> None:
+        """Change the limit at ``now``; work already queued drains at the new rate."""
+        old = self._interval
+        self._set(limit, per, burst)
+        ratio = self._interval / old
+        if ratio == 1.0:
+            return
+
+        def rescale(t: float) -> float:
+            return now + (t - now) * ratio if t > now else t
+
+        self._tat = rescale(self._tat)
+        for charge in self._pending:
+            charge.seg_start = rescale(charge.seg_start)
+            charge.seg_end = rescale(charge.seg_end)
+
+    def correct(self, remaining: float, reset: float | None, now: float) -> None:
+        """Take in what the provider says is left, so admissions never outrun it.
+
+        Args:
+            remaining: Units the provider says are still available now.
+            reset: Seconds until the provider's bucket is full again, if known.
+            now: The time the provider answered.
+        """
+        available = remaining
+        if reset is not None:
+            available = min(available, self._limit - reset * self.rate)
+        if available < self._burst:
+            self._tat = max(self._tat, now + (self._burst - available) * self._interval)
+
+    def shift(self, delta: float) -> None:
+        """Move every stored time by ``delta`` seconds (when the clock is swapped)."""
+        self._tat += delta
+        self._last_start += delta
+        for charge in self._pending:
+            charge.seg_start += delta
+            charge.seg_end += delta
+        for charge in self._slice:
+            charge.start += delta
+
+    def __repr__(self) -> str:
+        return f"Gcra(limit={self._limit!r}, per={self._per!r}, burst={self._burst!r})"

@@ -1,0 +1,483 @@
+"""`Rate` (one rate limit) and `Limits` (several, enforced together, first come first served).
+
+The arithmetic lives in `_gcra`; this module adds validation, the per-item
+cost functions, and the waiting: callers queue in one line across all the
+limits of a Fan, and the head of the line sleeps until every limit admits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import weakref
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._gate import Clock, Line, SleepUntil, Timebase, loop_token
+from ._gcra import Gcra, default_burst
+from ._stats import AdmissionMeter, LimitStats
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from ._retry import Pause
+
+
+class RateState(Protocol):
+    """The state of one rate limit, as `Limits` uses it.
+
+    `anyfan._core._gcra.Gcra` keeps it in memory; a shared store (such as
+    Redis) can implement the same methods so that many processes share one
+    quota. Every method takes the current time; charges are opaque to callers.
+    """
+
+    def earliest(self, cost: float, now: float) -> float:
+        """Return the earliest time at or after ``now`` that a call of ``cost`` may start."""
+        ...
+
+    def reserve(self, cost: float, now: float) -> Any:
+        """Charge a call of ``cost`` starting as early as allowed; return the charge."""
+        ...
+
+    def settle(self, charge: Any, used: float, now: float) -> float:
+        """Replace a charge's cost with what was ``used``; return the units given back."""
+        ...
+
+    def configure(self, limit: float, per: float, burst: float | None, now: float) -> None:
+        """Change the limit from ``now`` on."""
+        ...
+
+    def correct(self, remaining: float, reset: float | None, now: float) -> None:
+        """Take in the provider's own count of what is left."""
+        ...
+
+    def shift(self, delta: float) -> None:
+        """Move every stored time by ``delta`` seconds."""
+        ...
+
+    def level(self, now: float) -> float:
+        """Units charged and not yet drained at ``now``."""
+        ...
+
+
+def _check_number(value: object, name: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {kind}, finite number, got {value!r}")
+    return float(value)
+
+
+def _check_callable(value: object, name: str) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a function or None, got {value!r}")
+    return value
+
+
+def _format(x: float) -> str:
+    return f"{x:g}"
+
+
+class Rate:
+    """A rate limit: at most ``limit`` units every ``per`` seconds.
+
+    Every call costs one unit unless ``cost`` says otherwise, so
+    ``Rate(500, per=60)`` is 500 requests per minute and
+    ``Rate(200_000, per=60, cost=estimate_tokens)`` is 200,000 tokens per
+    minute. Give several to a Fan and a call starts only when all admit it.
+
+    Calls are spaced out evenly: over any window of ``W >= 1`` seconds at most
+    ``limit * W / per + burst`` units start, and within any one second at most
+    ``limit / per`` (one second's share). A single call costing more than that
+    is let through alone.
+
+    One Rate is one quota: Fans and runs that share a Rate object share it.
+
+    Args:
+        limit: Units allowed per ``per`` seconds.
+        per: The period, in seconds (default 1).
+        cost: ``cost(item) -> units`` the call will use, estimated before it starts.
+        burst: Units that may start at once after an idle spell. The default is
+            a few hundredths of a second's worth (at least 2, at most one
+            second's): enough to keep throughput at the limit, small enough to
+            never trip a provider that enforces the limit per second.
+        actual: ``actual(item, result) -> units`` the call really used, once it
+            has returned. If less than the estimate, the unused part of the
+            charge that has not yet elapsed is given back; if more, the extra
+            is charged at once.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If a number is not positive and finite.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_actual",
+        "_burst",
+        "_cost",
+        "_limit",
+        "_per",
+        "_state",
+        "_timebase",
+        "_watchers",
+    )
+
+    def __init__(
+        self,
+        limit: float,
+        per: float = 1.0,
+        *,
+        cost: Callable[[Any], float] | None = None,
+        burst: float | None = None,
+        actual: Callable[[Any, Any], float] | None = None,
+    ) -> None:
+        self._limit = _check_number(limit, "limit")
+        self._per = _check_number(per, "per")
+        self._burst = None if burst is None else _check_number(burst, "burst")
+        self._cost = _check_callable(cost, "cost")
+        self._actual = _check_callable(actual, "actual")
+        self._state: RateState = Gcra(self._limit, self._per, self._burst)
+        self._timebase = Timebase()
+        self._watchers: weakref.WeakSet[Limits] = weakref.WeakSet()
+
+    def __repr__(self) -> str:
+        parts = [_format(self._limit), f"per={_format(self._per)}"]
+        if self._burst is not None:
+            parts.append(f"burst={_format(self._burst)}")
+        for name, fn in (("cost", self._cost), ("actual", self._actual)):
+            if fn is not None:
+                parts.append(f"{name}={getattr(fn, '__name__', type(fn).__name__)}")
+        return f"Rate({', '.join(parts)})"
+
+    @property
+    def name(self) -> str:
+        """The limit as written, such as ``"500/60s"``."""
+        return f"{_format(self._limit)}/{_format(self._per)}s"
+
+    @property
+    def limit(self) -> float:
+        """Units allowed per period."""
+        return self._limit
+
+    @property
+    def per(self) -> float:
+        """The period, in seconds."""
+        return self._per
+
+    @property
+    def rate(self) -> float:
+        """Units allowed per second."""
+        return self._limit / self._per
+
+    @property
+    def burst(self) -> float:
+        """Units that may start at once after an idle spell."""
+        return default_burst(self.rate) if self._burst is None else self._burst
+
+    def cost_of(self, item: Any) -> float:
+        """Return the units a call on ``item`` is expected to use.
+
+        Raises:
+            TypeError, ValueError: If ``cost`` returns something other than a
+                non-negative finite number.
+        """
+        if self._cost is None:
+            return 1.0
+        return _check_number(self._cost(item), f"cost({item!r:.40})", allow_zero=True)
+
+    def actual_of(self, item: Any, result: Any) -> float | None:
+        """Return the units a call really used, or ``None`` when no ``actual`` was given."""
+        if self._actual is None:
+            return None
+        return _check_number(
+            self._actual(item, result), f"actual({item!r:.40}, ...)", allow_zero=True
+        )
+
+    def adjust(
+        self,
+        *,
+        limit: float | None = None,
+        per: float | None = None,
+        burst: float | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Change the limit at run time; waiting callers are rescheduled at once.
+
+        Only the arguments given change. Work already admitted drains at the
+        new rate. Call it from the thread that runs the Fan's event loop.
+
+        Args:
+            limit: New units per period.
+            per: New period, in seconds.
+            burst: New burst, in units.
+            now: The current time; by default the running event loop's clock.
+        """
+        new_limit = self._limit if limit is None else _check_number(limit, "limit")
+        new_per = self._per if per is None else _check_number(per, "per")
+        new_burst = self._burst if burst is None else _check_number(burst, "burst")
+        self._limit, self._per, self._burst = new_limit, new_per, new_burst
+        self._state.configure(new_limit, new_per, new_burst, _now(now))
+        self._notify()
+
+    def observe(
+        self, remaining: float, reset: float | None = None, *, now: float | None = None
+    ) -> None:
+        """Take in the provider's count (rate-limit headers) so admissions never outrun it.
+
+        Args:
+            remaining: Units the provider says are left (``x-ratelimit-remaining-*``).
+            reset: Seconds until its quota is full again (``x-ratelimit-reset-*``).
+            now: When the provider answered; by default the event loop's clock.
+        """
+        self._state.correct(remaining, reset, _now(now))
+
+    def _notify(self) -> None:
+        """Tell every line waiting on this rate to look again."""
+        for limits in list(self._watchers):
+            limits._line.poke()
+
+    def _rebase(self, token: object, now: float) -> None:
+        shift = self._timebase.rebase(token, now)
+        if shift:
+            self._state.shift(shift)
+
+
+def _now(now: float | None) -> float:
+    if now is not None:
+        return now
+    try:
+        import anyio
+
+        return anyio.current_time()
+    except RuntimeError:
+        # No event loop: nothing is waiting, so keep queued work as it is.
+        return math.inf
+
+
+def _is_aiolimiter(limit: object) -> bool:
+    return type(limit).__module__.partition(".")[0] == "aiolimiter" and hasattr(limit, "acquire")
+
+
+class Ticket:
+    """An admitted call: what it was charged, to settle once it ends.
+
+    Attributes:
+        item: The item the call is for.
+        costs: The units charged, one per limit.
+        start: When it was admitted, on the limiter's clock.
+    """
+
+    __slots__ = ("_limits", "charges", "costs", "item", "settled", "start")
+
+    def __init__(self, limits: Limits, item: Any, costs: list[float]) -> None:
+        self._limits = limits
+        self.item = item
+        self.costs = costs
+        self.charges: list[Any] = []
+        self.start = math.nan
+        self.settled = False
+
+    def __repr__(self) -> str:
+        return f"Ticket(costs={self.costs!r}, start={self.start!r})"
+
+    def _attempt(self, now: float) -> float | None:
+        limits = self._limits
+        states = limits._states
+        costs = self.costs
+        pause = limits._pause_schedule
+        t = now
+        if pause is not None:
+            t = pause.earliest(now)
+        for state, cost in zip(states, costs, strict=True):
+            at = state.earliest(cost, now)
+            if at > t:
+                t = at
+        if t > now:
+            return t
+        if pause is not None:
+            pause.take(now)
+        self.charges = [state.reserve(cost, now) for state, cost in zip(states, costs, strict=True)]
+        self.start = now
+        limits._meter.record(costs, now)
+        return None
+
+    def _undo(self) -> None:
+        limits = self._limits
+        now = limits._line.now()
+        if limits._pause_schedule is not None:
+            limits._pause_schedule.untake()
+        for state, charge in zip(limits._states, self.charges, strict=True):
+            state.settle(charge, 0.0, now)
+        limits._meter.record([-cost for cost in self.costs], now)
+        self.charges = []
+        limits._notify_others()
+
+
+class Limits:
+    """Admits calls under every limit at once, strictly in arrival order.
+
+    ``await limits.acquire(item)`` waits until every rate admits the call and
+    returns a `Ticket`; ``limits.settle(ticket, result)`` afterwards applies
+    the rates' ``actual`` costs. A large call at the head of the line is never
+    overtaken by small ones behind it. A cancelled waiter gives back anything
+    reserved for it and never holds up those behind it. Works on asyncio and
+    trio; no event-loop state is held while nobody waits.
+
+    Args:
+        limits: `Rate` objects; under asyncio an ``aiolimiter.AsyncLimiter``
+            is accepted too (one unit per call), for interop.
+        pause: A shared `Pause` whose hold also gates admission.
+        clock: Returns the current time; defaults to `anyio.current_time`.
+        sleep_until: Sleeps until a time on ``clock``; defaults to `anyio.sleep_until`.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_externals",
+        "_line",
+        "_meter",
+        "_pause",
+        "_pause_schedule",
+        "_rates",
+        "_states",
+    )
+
+    def __init__(
+        self,
+        limits: Iterable[Rate | Any] = (),
+        *,
+        pause: Pause | None = None,
+        clock: Clock | None = None,
+        sleep_until: SleepUntil | None = None,
+    ) -> None:
+        rates: list[Rate] = []
+        externals: list[Any] = []
+        for limit in limits:
+            if isinstance(limit, Rate):
+                rates.append(limit)
+            elif _is_aiolimiter(limit):
+                externals.append(limit)
+            else:
+                raise TypeError(
+                    f"limits must be anyfan.Rate objects (or aiolimiter.AsyncLimiter), "
+                    f"got {limit!r}"
+                )
+        self._rates = tuple(rates)
+        self._states = tuple(rate._state for rate in rates)
+        self._externals = tuple(externals)
+        self._pause = pause
+        self._pause_schedule = None if pause is None else pause.schedule
+        self._line = Line(clock, sleep_until)
+        self._meter = AdmissionMeter(len(rates))
+        for rate in rates:
+            rate._watchers.add(self)
+
+    def __repr__(self) -> str:
+        return f"Limits({[*self._rates, *self._externals]!r})"
+
+    @property
+    def rates(self) -> tuple[Rate, ...]:
+        """The rates enforced, in the order given."""
+        return self._rates
+
+    @property
+    def waiting(self) -> int:
+        """How many callers are queued for admission."""
+        return self._line.waiting
+
+    def now(self) -> float:
+        """Return the current time on the limiter's clock."""
+        return self._line.now()
+
+    def bind(self) -> None:
+        """Prepare for use on the running event loop; call once at the start of each run.
+
+        If a different event loop (with its own clock) used these limits
+        before, stored times are moved onto the new clock.
+
+        Raises:
+            RuntimeError: If an aiolimiter limit is given and the loop is not asyncio.
+        """
+        token = loop_token()
+        now = self._line.now()
+        for rate in self._rates:
+            rate._rebase(token, now)
+        if self._pause is not None:
+            self._pause._rebase(token, now)
+        if self._externals:
+            _require_asyncio()
+
+    async def acquire(self, item: Any) -> Ticket:
+        """Wait until every limit admits a call on ``item``; return its `Ticket`.
+
+        Call it right before the call starts (after taking a concurrency
+        slot), so that admission and start coincide.
+
+        Raises:
+            TypeError, ValueError: If a rate's ``cost`` function returns nonsense.
+            RuntimeError: If an aiolimiter limit is used outside asyncio.
+        """
+        costs = [rate.cost_of(item) for rate in self._rates]
+        ticket = Ticket(self, item, costs)
+        for external in self._externals:
+            _require_asyncio()
+            await external.acquire()
+        await self._line.join(ticket._attempt, ticket._undo)
+        return ticket
+
+    def settle(self, ticket: Ticket, outcome: object) -> None:
+        """Settle ``ticket`` once its call ended with ``outcome`` (its result or exception).
+
+        For rates with an ``actual`` function and a call that returned, the
+        estimate is replaced with the actual cost. A call that raised keeps
+        its estimate.
+
+        Raises:
+            ValueError: If the ticket was settled before.
+            TypeError, ValueError: If ``actual`` returns nonsense (the estimate is kept).
+        """
+        if ticket.settled:
+            raise ValueError("this ticket was already settled")
+        ticket.settled = True
+        if isinstance(outcome, BaseException):
+            return
+        now = self._line.now()
+        for rate, state, charge in zip(self._rates, self._states, ticket.charges, strict=True):
+            used = rate.actual_of(ticket.item, outcome)
+            if used is not None and state.settle(charge, used, now) > 0:
+                rate._notify()
+
+    def adjust(
+        self,
+        rate: Rate | int,
+        *,
+        limit: float | None = None,
+        per: float | None = None,
+        burst: float | None = None,
+    ) -> None:
+        """Change one of the rates (by object or position) at run time; see `Rate.adjust`."""
+        target = self._rates[rate] if isinstance(rate, int) else rate
+        target.adjust(limit=limit, per=per, burst=burst, now=self._line.now())
+
+    def stats(self) -> tuple[LimitStats, ...]:
+        """Per-rate admitted units per second over the recent window, against each limit."""
+        now = self._line.now()
+        return tuple(
+            LimitStats(rate.name, rate.rate, admitted)
+            for rate, admitted in zip(self._rates, self._meter.rates(now), strict=True)
+        )
+
+    def _notify_others(self) -> None:
+        for rate in self._rates:
+            rate._notify()
+
+
+def _require_asyncio() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "aiolimiter.AsyncLimiter works only under asyncio; use anyfan.Rate, "
+            "which works on every backend"
+        ) from None

@@ -1,0 +1,54 @@
+"""A sum over a sliding window of recent time, in a fixed number of buckets."""
+
+from __future__ import annotations
+
+
+class SlidingSum:
+    """Amounts added over the last ``window`` seconds, kept in ``buckets`` slots.
+
+    Pure: every method takes ``now``. The window is counted in whole buckets,
+    so an amount leaves the sum between ``window - window / buckets`` and
+    ``window`` seconds after it was added. If the clock jumps (backwards, or
+    forwards past the window) the history is dropped rather than misread.
+
+    Args:
+        window: Seconds the sum looks back (positive).
+        buckets: Slots the window is cut into (at least 1).
+    """
+
+    __slots__ = ("_amounts", "_buckets", "_stamps", "_width", "window")
+
+    def __init__(self, window: float, buckets: int = 10) -> None:
+        self.window = window
+        self._buckets = buckets
+        self._width = window / buckets
+        self._amounts = [0.0] * buckets
+        # The absolute bucket number each slot holds, or None when unused.
+        self._stamps: list[int | None] = [None] * buckets
+
+    def _index(self, now: float) -> int:
+        return int(now // self._width)
+
+    def add(self, amount: float, now: float) -> None:
+        """Add ``amount`` at time ``now``."""
+        index = self._index(now)
+        slot = index % self._buckets
+        if self._stamps[slot] != index:
+            self._stamps[slot] = index
+            self._amounts[slot] = 0.0
+        self._amounts[slot] += amount
+
+    def total(self, now: float) -> float:
+        """Return the sum of the amounts added within the window ending at ``now``."""
+        current = self._index(now)
+        oldest = current - self._buckets
+        return sum(
+            amount
+            for stamp, amount in zip(self._stamps, self._amounts, strict=True)
+            if stamp is not None and oldest < stamp <= current
+        )
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._amounts = [0.0] * self._buckets
+        self._stamps = [None] * self._buckets

@@ -1,0 +1,79 @@
+"""The state file beside the results: what the results were made from.
+
+``RESULTS.jsonl.anyfan.json`` holds the input's fingerprint and the options
+that affect results. It is replaced atomically (write, fsync, rename), so it
+is always either the old or the new version, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import JournalError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FORMAT: Final = "anyfan-batch-state"
+VERSION: Final = 1
+SUFFIX: Final = ".anyfan.json"
+
+
+def state_path(output: Path) -> Path:
+    """Where the state file for the results at ``output`` lives."""
+    return output.with_name(output.name + SUFFIX)
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """Read the state stored at ``path``; ``None`` if there is none.
+
+    Raises:
+        JournalError: The file exists but is not an anyfan state file this
+            version can read.
+    """
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        state = json.loads(text)
+    except (ValueError, RecursionError):
+        state = None
+    if (
+        not isinstance(state, dict)
+        or state.get("format") != FORMAT
+        or not isinstance(state.get("input"), dict)
+        or not isinstance(state.get("options"), dict)
+    ):
+        raise JournalError(f"{path} is not an anyfan batch state file")
+    if state.get("version") != VERSION:
+        raise JournalError(
+            f"{path} was written by a different anyfan version (state format "
+            f"{state.get('version')!r}, this one reads {VERSION})"
+        )
+    return state
+
+
+def write_state(path: Path, input_fp: dict[str, Any], options: dict[str, Any]) -> None:
+    """Replace the state at ``path`` atomically."""
+    state = {"format": FORMAT, "version": VERSION, "input": input_fp, "options": options}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,198 @@
+"""`Fan`: the blocking twin of `anyfan.Fan`, running on an event loop in a background thread."""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+from .._core._fan import Fan as AsyncFan
+from .._core._fan import Items
+from .._core._options import DEFAULT_CONCURRENCY
+from ._loop import Backend, Loop, resolve_loop
+from ._stream import Outcomes
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def close_unstarted(awaitables: Iterable[object]) -> None:
+    """Close coroutines that never ran, so none is reported as never awaited."""
+    for awaitable in awaitables:
+        if inspect.iscoroutine(awaitable) and (
+            inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+        ):
+            awaitable.close()
+
+
+def stream_capacity(options: Mapping[str, Any], default: int) -> int:
+    """How many outcomes a blocking stream buffers: its concurrency, when valid."""
+    value = options.get("concurrency")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return default
+
+
+class Fan:
+    """The blocking twin of `anyfan.Fan`: the same methods, called from plain sync code.
+
+    Calls from every thread share one set of limits: 32 threads calling one
+    Fan together never have more than ``concurrency`` calls in flight. The
+    calls run on the Fan's own event loop, in a background thread started on
+    first use; async functions run on that loop, sync ones in worker threads.
+    Use the Fan as a context manager, or call `close`, to stop that thread
+    (it is also stopped when the Fan is garbage collected, or at exit).
+
+    Args:
+        concurrency: Most calls in flight at once, across all threads.
+        backend: ``"asyncio"`` (the default) or ``"trio"``, for the Fan's loop.
+        backend_options: Passed to `anyio.run`, e.g. ``{"use_uvloop": True}``.
+        loop: Run on this shared `Loop` (say `default_loop()`) instead of an own one.
+        **options: Any other option of `anyfan.Fan`, such as ``timeout`` and ``errors``.
+    """
+
+    def __init__(
+        self,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        *,
+        backend: Backend | None = None,
+        backend_options: Mapping[str, Any] | None = None,
+        loop: Loop | None = None,
+        **options: Any,
+    ) -> None:
+        self._fan = AsyncFan(concurrency, **options)
+        self._loop, owned = resolve_loop(backend, backend_options, loop, private=True)
+        self._closed = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        if owned:
+            # Never join here: collection can happen on any thread, even the loop's.
+            self._finalizer = weakref.finalize(self, self._loop._close, join=False)
+            self._finalizer.atexit = False
+
+    def __repr__(self) -> str:
+        return f"<blocking {self._fan!r} on {self._loop!r}>"
+
+    def __enter__(self) -> Fan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def concurrency(self) -> int:
+        """Most calls in flight at once."""
+        return self._fan.concurrency
+
+    @property
+    def in_flight(self) -> int:
+        """Calls running right now, across every thread using this Fan."""
+        return self._fan.in_flight
+
+    @property
+    def loop(self) -> Loop:
+        """The event loop the Fan's calls run on."""
+        return self._loop
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Refuse new calls; if the Fan has a loop of its own, stop it, cancelling what runs."""
+        self._closed = True
+        if self._finalizer is not None and self._finalizer.detach() is not None:
+            self._loop.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Items[T],
+        *,
+        errors: Literal["raise", "collect"] | None = ...,
+        **options: Any,
+    ) -> list[R]: ...
+
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Items[T],
+        *,
+        errors: Literal["return"],
+        **options: Any,
+    ) -> list[R | Exception]: ...
+
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], R],
+        items: Items[T],
+        *,
+        errors: Literal["raise", "collect"] | None = ...,
+        **options: Any,
+    ) -> list[R]: ...
+
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], R],
+        items: Items[T],
+        *,
+        errors: Literal["return"],
+        **options: Any,
+    ) -> list[R | Exception]: ...
+
+    def map(self, fn: Callable[[T], Any], items: Items[T], **options: Any) -> list[Any]:
+        """Call ``fn`` on every item and return the results in input order.
+
+        Blocks until done. Takes the per-call options of `anyfan.Fan.map`
+        (``concurrency``, ``timeout``, ``deadline``, ``errors``, ...). Items
+        are pulled lazily on the loop's thread, so a generator must not block.
+        """
+        self._check_open()
+        return self._loop.call(self._fan.map, fn, items, **options)
+
+    def gather(self, *awaitables: Awaitable[Any], **options: Any) -> list[Any]:
+        """Await every awaitable on the Fan's loop; return the results in order.
+
+        Takes the options of `anyfan.Fan.gather`. Coroutines that never got to
+        run are closed, so none is reported as never awaited.
+        """
+        try:
+            self._check_open()
+            return self._loop.call(self._fan.gather, *awaitables, **options)
+        except BaseException:
+            close_unstarted(awaitables)
+            raise
+
+    @overload
+    def stream(
+        self, fn: Callable[[T], Awaitable[R]], items: Items[T], **options: Any
+    ) -> Outcomes[T, R]: ...
+
+    @overload
+    def stream(self, fn: Callable[[T], R], items: Items[T], **options: Any) -> Outcomes[T, R]: ...
+
+    def stream(self, fn: Callable[[T], Any], items: Items[T], **options: Any) -> Outcomes[T, Any]:
+        """Return a plain iterator of `anyfan.Outcome`, one per item, as calls finish.
+
+        Takes the options of `anyfan.Fan.stream` (``ordered=True`` for input
+        order). Leaving it early (``break``, ``close()``, garbage collection)
+        cancels what is still outstanding.
+        """
+        self._check_open()
+        fan = self._fan
+        return Outcomes(
+            self._loop,
+            lambda: fan.stream(fn, items, **options),
+            capacity=stream_capacity(options, fan.concurrency),
+        )

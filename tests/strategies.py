@@ -1,0 +1,276 @@
+"""Hypothesis strategies and the helpers that play them, shared by the test suite.
+
+Append-only: each layer adds its own clearly headed section below.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+# --- core engine ---
+
+HAS_TRIO = importlib.util.find_spec("trio") is not None
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+#: ``(name, anyio.run backend, backend options)`` for every backend installed here.
+RUN_BACKENDS: list[tuple[str, str, dict[str, Any]]] = [("asyncio", "asyncio", {})]
+if HAS_UVLOOP:
+    RUN_BACKENDS.append(("asyncio+uvloop", "asyncio", {"use_uvloop": True}))
+if HAS_TRIO:
+    RUN_BACKENDS.append(("trio", "trio", {}))
+
+#: Ids for `clocked_backend`, one per installed backend.
+CLOCKED_BACKEND_IDS = [name for name, _, _ in RUN_BACKENDS]
+
+
+def clocked_backend(name: str) -> tuple[str, dict[str, Any]]:
+    """Return an ``anyio_backend`` value whose trio flavour runs on an autojumping MockClock.
+
+    Sleeps and timeouts on trio then take no real time and give exact
+    durations. asyncio keeps its real clock, so tests using this must pass
+    whatever the real timing (e.g. wait on events that are never set).
+    """
+    if name == "trio":
+        from trio.testing import MockClock
+
+        return ("trio", {"clock": MockClock(autojump_threshold=0)})
+    if name == "asyncio+uvloop":
+        return ("asyncio", {"use_uvloop": True})
+    return ("asyncio", {})
+
+
+class Boom(Exception):
+    """The failure a scripted job raises."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scripted item: its index, scheduling steps before it ends, and whether it fails."""
+
+    index: int
+    steps: int = 0
+    fails: bool = False
+
+    @property
+    def value(self) -> int:
+        """What the call returns when the job succeeds."""
+        return self.index * 10
+
+
+def jobs(*, max_size: int = 25, max_steps: int = 6) -> st.SearchStrategy[list[Job]]:
+    """Lists of jobs with random per-item delays (in scheduling steps) and failures."""
+    spec = st.tuples(st.integers(0, max_steps), st.booleans())
+    return st.lists(spec, max_size=max_size).map(
+        lambda specs: [Job(i, steps, fails) for i, (steps, fails) in enumerate(specs)]
+    )
+
+
+concurrencies = st.integers(1, 6)
+error_policies = st.sampled_from(("raise", "collect", "return"))
+
+
+@dataclass
+class Probe:
+    """Plays `Job` items as calls, counting the calls in flight and recording their fates.
+
+    ``await probe(job)`` is the async call; ``probe.sync(job)`` the thread-safe
+    sync one. ``on_end`` (if set) runs after each call ends, whatever the end.
+    """
+
+    active: int = 0
+    peak: int = 0
+    started: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
+    raised: dict[int, BaseException] = field(default_factory=dict)
+    ended: int = 0
+    on_end: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _enter(self, job: Job) -> None:
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.started.append(job.index)
+
+    def _leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+            self.ended += 1
+        if self.on_end is not None:
+            self.on_end()
+
+    def _finish(self, job: Job) -> int:
+        if job.fails:
+            error = Boom(job.index)
+            self.raised[job.index] = error
+            raise error
+        self.finished.append(job.index)
+        return job.value
+
+    async def __call__(self, job: Job) -> int:
+        self._enter(job)
+        try:
+            for _ in range(job.steps):
+                await anyio.lowlevel.checkpoint()
+            return self._finish(job)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.append(job.index)
+            raise
+        finally:
+            self._leave()
+
+    def sync(self, job: Job) -> int:
+        """The same call, for running in a worker thread (``steps`` are ignored)."""
+        self._enter(job)
+        try:
+            with self.lock:
+                return self._finish(job)
+        finally:
+            self._leave()
+
+    def assert_settled(self) -> None:
+        """Assert that nothing runs and each call started once and ended once, in one way."""
+        assert self.active == 0
+        assert self.ended == len(self.started)
+        assert len(set(self.started)) == len(self.started)
+        assert len(self.finished) + len(self.cancelled) + len(self.raised) == self.ended
+
+
+@dataclass
+class CountingInput:
+    """A sync iterable over ``items`` that records how many were pulled."""
+
+    items: Any
+    pulled: int = 0
+    on_pull: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.items:
+            self.pulled += 1
+            if self.on_pull is not None:
+                self.on_pull(self.pulled)
+            yield item
+
+
+def trio_mock_clock() -> list[Any]:
+    """``anyio_backend`` params for trio on a fresh autojumping MockClock (none without trio).
+
+    For tests whose timings must be exact, which only a test clock gives.
+    """
+    if not HAS_TRIO:
+        return []
+    return [pytest.param(clocked_backend("trio"), id="trio-mockclock")]
+
+
+class Crowd:
+    """Async calls that each wait until ``size`` of them are in flight at once.
+
+    So a test can assert a limit is *reached* as well as kept, without
+    relying on how the scheduler interleaves ramp-up. Create inside the loop.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.active = 0
+        self.peak = 0
+        self.calls = 0
+        self.full = anyio.Event()
+
+    async def __call__(self, item: Any) -> Any:
+        self.active += 1
+        self.calls += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            if self.active >= self.size:
+                self.full.set()
+            await self.full.wait()
+            await anyio.lowlevel.checkpoint()
+            return item
+        finally:
+            self.active -= 1
+
+
+# --- batch jobs (anyfan.batch) ---
+
+#: Custom ids, often colliding, often shaped like the ``line-N`` ids of bare bodies.
+batch_custom_ids = st.one_of(
+    st.integers(min_value=1, max_value=30).map(lambda n: f"line-{n}"),
+    st.sampled_from(["a", "b", "line-0", "line-01", "line-", "é", "\ud800"]),
+    st.text(min_size=1, max_size=8),
+)
+
+#: One line of a batch input: a bare body (``None``) or a Batch-shaped line's custom id.
+batch_line_ids = st.lists(st.none() | batch_custom_ids, max_size=40)
+
+#: Request latencies in seconds, from zero to hours, as a batch job records them.
+batch_latencies = st.floats(min_value=0, max_value=20_000, allow_nan=False)
+
+# --- limits and retries ---
+
+#: Rates as (limit, per): requests per second up to tokens per minute.
+rate_specs = st.tuples(
+    st.floats(min_value=1, max_value=5_000, allow_nan=False, allow_infinity=False),
+    st.sampled_from((0.5, 1.0, 2.0, 60.0)),
+).filter(lambda spec: 0.5 <= spec[0] / spec[1] <= 5_000)
+
+#: Whole-unit call costs, from requests (1) to token estimates of a few thousand.
+call_costs = st.integers(min_value=0, max_value=4_000).map(float)
+
+#: Explicit bursts (units), or None for the default.
+bursts = st.none() | st.floats(min_value=0.5, max_value=5_000, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """One call in a limiter simulation: its cost, and what happens around it.
+
+    ``gap`` is how long after the previous admission the call is asked for
+    (0 = demand exceeds the limit); ``late`` is how late the waiter wakes
+    after its earliest allowed start (timer lateness); ``used`` is the share
+    of its estimate the call really uses, settled ``after`` seconds later.
+    """
+
+    cost: float
+    gap: float
+    late: float
+    used: float
+    after: float
+
+
+def demands(*, max_cost: int = 4_000, max_size: int = 120) -> st.SearchStrategy[list[Demand]]:
+    """Call sequences with random costs, idle gaps, lateness and refunds."""
+    one = st.builds(
+        Demand,
+        cost=st.integers(0, max_cost).map(float),
+        gap=st.sampled_from((0.0, 0.0, 0.0, 0.001, 0.05, 0.5, 3.0)),
+        late=st.sampled_from((0.0, 0.0, 0.0001, 0.003, 0.02)),
+        used=st.sampled_from((1.0, 1.0, 0.0, 0.25, 0.5, 0.9)),
+        after=st.sampled_from((0.0, 0.001, 0.01, 0.2, 2.0)),
+    )
+    return st.lists(one, min_size=1, max_size=max_size)
+
+
+#: Window lengths (seconds, all >= 1) over which the window bound is checked.
+bound_windows = st.sampled_from((1.0, 1.25, 1.5, 2.0, 3.7, 10.0))
+
+#: Uniform draws in [0, 1) for jitter, as ``random.random`` would give them.
+unit_draws = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
+
+#: Server-directed delays as ``delay_hint`` functions return them.
+delay_hints = st.none() | st.floats(min_value=-5.0, max_value=500.0, allow_nan=False)

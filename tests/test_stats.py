@@ -1,0 +1,71 @@
+"""The counters behind ``Fan.stats`` and the snapshot they freeze into."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anyfan._core._stats import RATE_WINDOW, AdmissionMeter, FanStats, LimitStats, Stats
+
+
+def test_a_fresh_snapshot_is_all_zero() -> None:
+    assert Stats().snapshot() == FanStats()
+
+
+def test_counts_follow_the_hooks() -> None:
+    stats = Stats()
+    for _ in range(5):
+        stats.on_start()
+    stats.on_success()
+    stats.on_failure()
+    stats.on_retry()
+    stats.on_cancel()
+    limit = LimitStats("50/1s", 50.0, 25.0)
+    snap = stats.snapshot(paused=1.5, limits=[limit])
+    assert snap == FanStats(
+        started=5,
+        succeeded=1,
+        failed=1,
+        retried=1,
+        cancelled=1,
+        in_flight=1,
+        paused=1.5,
+        limits=(limit,),
+    )
+
+
+@given(events=st.lists(st.sampled_from(("success", "failure", "retry", "cancel")), max_size=60))
+def test_every_started_attempt_is_counted_exactly_once(events: list[str]) -> None:
+    stats = Stats()
+    for event in events:
+        stats.on_start()
+        getattr(stats, f"on_{event}")()
+    stats.on_start()  # one still running
+    snap = stats.snapshot()
+    assert snap.in_flight == 1
+    assert snap.started == (
+        snap.in_flight + snap.succeeded + snap.failed + snap.retried + snap.cancelled
+    )
+
+
+def test_the_snapshot_is_frozen() -> None:
+    snap = Stats().snapshot()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.started = 3  # type: ignore[misc]
+
+
+def test_utilisation() -> None:
+    assert LimitStats("100/60s", 100 / 60, 50 / 60).utilisation == pytest.approx(0.5)
+
+
+def test_admission_meter_reports_units_per_second_per_limit() -> None:
+    meter = AdmissionMeter(2)
+    for i in range(100):
+        meter.record([1.0, 30.0], i * 0.1)  # 10 calls/s of 30 tokens for 10 s
+    requests, tokens = meter.rates(9.95)
+    assert requests == pytest.approx(10, rel=0.06)
+    assert tokens == pytest.approx(300, rel=0.06)
+    assert meter.rates(9.95 + 2 * RATE_WINDOW) == (0.0, 0.0)

@@ -1,0 +1,325 @@
+"""`anyfan.stream`: outcomes as they finish or in input order; leaving early stops the work."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import anyfan
+from anyfan import DeadlineExceeded, Outcome
+from strategies import (
+    CLOCKED_BACKEND_IDS,
+    Boom,
+    CountingInput,
+    Job,
+    Probe,
+    clocked_backend,
+    trio_mock_clock,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+
+pytestmark = pytest.mark.anyio
+
+
+async def collect(
+    stream: Any,
+    into: list[Outcome[Any, Any]] | None = None,
+    each: Callable[[Outcome[Any, Any]], Awaitable[object]] | None = None,
+) -> list[Outcome[Any, Any]]:
+    """Consume ``stream`` into ``into`` (kept even if it raises), awaiting ``each`` per outcome."""
+    received = [] if into is None else into
+    async with stream as outcomes:
+        async for outcome in outcomes:
+            received.append(outcome)
+            if each is not None:
+                await each(outcome)
+    return received
+
+
+async def _raise_key_error(_: object) -> None:
+    raise KeyError("consumer")
+
+
+async def _wait_forever(_: object) -> None:
+    await anyio.Event().wait()
+
+
+class Backwards:
+    """Calls that finish in reverse input order once all of them have started."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.gates = [anyio.Event() for _ in range(n)]
+        self.started: list[int] = []
+        self.finished: list[int] = []
+
+    async def __call__(self, i: int) -> str:
+        self.started.append(i)
+        if len(self.started) == self.n:
+            self.gates[-1].set()
+        await self.gates[i].wait()
+        self.finished.append(i)
+        if i:
+            self.gates[i - 1].set()
+        return f"v{i}"
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+async def test_outcome_fields(ordered: bool) -> None:
+    probe = Probe()
+    jobs = [Job(0), Job(1, fails=True), Job(2, steps=2)]
+    outcomes = await collect(anyfan.stream(probe, jobs, ordered=ordered))
+    by_index = {o.index: o for o in outcomes}
+    assert sorted(by_index) == [0, 1, 2]
+    for job in jobs:
+        outcome = by_index[job.index]
+        assert outcome.item is job
+        assert outcome.attempts == 1
+        assert outcome.elapsed >= 0
+        if job.fails:
+            assert outcome.error is probe.raised[job.index]
+            assert outcome.value is None
+            assert not outcome.ok
+        else:
+            assert outcome.error is None
+            assert outcome.value == job.value
+    probe.assert_settled()
+
+
+async def test_unordered_yields_as_calls_finish() -> None:
+    calls = Backwards(5)
+    outcomes = await collect(anyfan.stream(calls, range(5), concurrency=5))
+    assert [o.index for o in outcomes] == [4, 3, 2, 1, 0]
+    assert [o.value for o in outcomes] == ["v4", "v3", "v2", "v1", "v0"]
+
+
+async def test_ordered_yields_in_input_order() -> None:
+    calls = Backwards(5)
+    outcomes = await collect(anyfan.stream(calls, range(5), concurrency=5, ordered=True))
+    assert calls.finished == [4, 3, 2, 1, 0]
+    assert [o.index for o in outcomes] == [0, 1, 2, 3, 4]
+    assert [o.item for o in outcomes] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_every_item_once_and_failures_do_not_stop_the_stream(
+    ordered: bool, concurrency: int
+) -> None:
+    probe = Probe()
+    jobs = [Job(i, steps=(i * 7) % 5, fails=i % 4 == 3) for i in range(40)]
+    outcomes = await collect(anyfan.stream(probe, jobs, ordered=ordered, concurrency=concurrency))
+    indices = [o.index for o in outcomes]
+    assert sorted(indices) == list(range(40))
+    if ordered:
+        assert indices == list(range(40))
+    assert {o.index: o.error for o in outcomes if not o.ok} == probe.raised
+    assert probe.peak <= concurrency
+    probe.assert_settled()
+
+
+async def test_empty_input() -> None:
+    assert await collect(anyfan.stream(Probe(), [])) == []
+
+
+async def test_sync_callable_and_async_input() -> None:
+    loop_thread = threading.get_ident()
+
+    def call(i: int) -> int:
+        assert threading.get_ident() != loop_thread
+        return -i
+
+    async def items() -> AsyncIterator[int]:
+        for i in range(6):
+            yield i
+
+    outcomes = await collect(anyfan.stream(call, items(), ordered=True, concurrency=2))
+    assert [o.value for o in outcomes] == [0, -1, -2, -3, -4, -5]
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+async def test_breaking_out_of_an_endless_input_stops_everything(ordered: bool) -> None:
+    probe = Probe()
+    jobs = (Job(i, steps=i % 3) for i in itertools.count())
+    seen: list[int] = []
+    async with anyfan.stream(probe, jobs, concurrency=4, ordered=ordered) as outcomes:
+        async for outcome in outcomes:
+            seen.append(outcome.index)
+            if len(seen) == 25:
+                break
+    assert len(set(seen)) == 25
+    probe.assert_settled()
+    started = len(probe.started)
+    for _ in range(50):
+        await anyio.lowlevel.checkpoint()
+    assert len(probe.started) == started, "nothing starts after the block is left"
+
+
+async def test_breaking_out_of_an_endless_async_generator() -> None:
+    probe = Probe()
+
+    async def jobs() -> AsyncGenerator[Job, None]:
+        for i in itertools.count():
+            yield Job(i, steps=1)
+
+    async with aclosing(jobs()) as source, anyfan.stream(probe, source, concurrency=3) as outs:
+        async for outcome in outs:
+            if outcome.index >= 10:
+                break
+    probe.assert_settled()
+
+
+async def test_leaving_early_closes_an_owned_async_iterator() -> None:
+    state = {"closed": False}
+
+    class Source:
+        def __aiter__(self) -> AsyncIterator[Job]:
+            return self.generate()
+
+        async def generate(self) -> AsyncIterator[Job]:
+            try:
+                for i in itertools.count():
+                    yield Job(i, steps=1)
+            finally:
+                state["closed"] = True
+
+    async with anyfan.stream(Probe(), Source(), concurrency=2) as outcomes:
+        async for _ in outcomes:
+            break
+    assert state["closed"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+async def test_items_are_pulled_lazily_even_with_a_slow_consumer(concurrency: int) -> None:
+    probe = Probe()
+    consumed = 0
+    ahead: list[int] = []
+    running: list[int] = []
+    source = CountingInput(Job(i, steps=i % 4) for i in itertools.count())
+
+    def on_pull(pulled: int) -> None:
+        ahead.append(pulled - consumed)
+        running.append(pulled - probe.ended)
+
+    source.on_pull = on_pull
+    async with anyfan.stream(probe, source, concurrency=concurrency) as outcomes:
+        async for _ in outcomes:
+            consumed += 1
+            for _ in range(10):  # a slow consumer
+                await anyio.lowlevel.checkpoint()
+            if consumed == 50:
+                break
+    assert max(running) <= concurrency
+    # Buffered outcomes (one per slot) plus one item per worker.
+    assert max(ahead) <= 2 * concurrency
+    probe.assert_settled()
+
+
+async def test_an_exception_in_the_body_propagates_unwrapped_and_stops_the_calls() -> None:
+    probe = Probe()
+    jobs = [Job(i, steps=1000) for i in range(3)] + [Job(3)]
+    with pytest.raises(KeyError, match="consumer"):
+        await collect(anyfan.stream(probe, jobs, concurrency=4), each=_raise_key_error)
+    probe.assert_settled()
+    assert sorted(probe.cancelled) == [0, 1, 2]
+
+
+def _failing_items() -> Iterator[Job]:
+    yield Job(0)
+    yield Job(1, steps=1000)
+    raise LookupError("input broke")
+
+
+async def _failing_async_items() -> AsyncIterator[Job]:
+    for job in _failing_items():
+        yield job
+
+
+@pytest.mark.parametrize("make_items", [_failing_items, _failing_async_items])
+@pytest.mark.parametrize("ordered", [False, True])
+async def test_a_failing_input_propagates_unwrapped(make_items: Any, ordered: bool) -> None:
+    probe = Probe()
+    seen: list[Outcome[Job, int]] = []
+    stream = anyfan.stream(probe, make_items(), ordered=ordered, concurrency=2)
+    with pytest.raises(LookupError, match="input broke"):
+        await collect(stream, into=seen)
+    assert [o.index for o in seen] in ([], [0])
+    probe.assert_settled()
+
+
+async def test_failures_are_outcomes_not_exceptions() -> None:
+    outcomes = await collect(anyfan.stream(Probe(), [Job(0, fails=True)]))
+    (outcome,) = outcomes
+    with pytest.raises(Boom):
+        outcome.unwrap()
+
+
+async def test_fan_stream_shares_its_options() -> None:
+    fan = anyfan.Fan(2)
+    probe = Probe()
+    outcomes = await collect(fan.stream(probe, [Job(i, steps=3) for i in range(8)], concurrency=9))
+    assert len(outcomes) == 8
+    assert probe.peak <= 2
+
+
+class TestTimed:
+    """Timeouts and deadlines (trio on a MockClock; asyncio waits on never-set events)."""
+
+    @pytest.fixture(params=CLOCKED_BACKEND_IDS)
+    def anyio_backend(self, request: pytest.FixtureRequest) -> Any:
+        return clocked_backend(request.param)
+
+    @staticmethod
+    async def call(i: int) -> int:
+        if i % 2:
+            await anyio.Event().wait()  # never set
+        return i
+
+    async def test_timeout_is_an_outcome(self, backend_name: str) -> None:
+        outcomes = await collect(anyfan.stream(self.call, range(4), timeout=0.05, ordered=True))
+        assert [o.value for o in outcomes[0::2]] == [0, 2]
+        assert all(type(o.error) is TimeoutError for o in outcomes[1::2])
+        if backend_name == "trio":  # exact only on the test clock
+            assert [o.elapsed for o in outcomes] == pytest.approx([0, 0.05, 0, 0.05])
+
+    async def test_deadline_raises_after_the_finished_outcomes(self) -> None:
+        seen: list[Outcome[int, int]] = []
+        with pytest.raises(DeadlineExceeded) as info:
+            await collect(anyfan.stream(self.call, range(6), deadline=0.05), into=seen)
+        assert sorted(o.unwrap() for o in seen) == [0, 2, 4]
+        # Everything that finished was already handed to the consumer.
+        assert info.value.completed == {}
+
+    async def test_deadline_also_bounds_the_consumer(self) -> None:
+        seen: list[Outcome[int, int]] = []
+        with pytest.raises(DeadlineExceeded):
+            await collect(anyfan.stream(self.call, [0], deadline=0.05), seen, _wait_forever)
+        assert [o.value for o in seen] == [0]
+
+
+@pytest.mark.parametrize("anyio_backend", trio_mock_clock())
+async def test_elapsed_is_the_calls_own_time() -> None:
+    # Two streams share one slot: the wait for it does not count as elapsed time.
+    fan = anyfan.Fan(1)
+
+    async def call(seconds: float) -> float:
+        await anyio.sleep(seconds)
+        return seconds
+
+    outcomes: list[Outcome[float, float]] = []
+    async with anyio.create_task_group() as tg:
+        for seconds in (1.5, 2.5):
+            tg.start_soon(_extend, outcomes, fan.stream(call, [seconds, seconds]))
+    assert sorted(o.elapsed for o in outcomes) == pytest.approx([1.5, 1.5, 2.5, 2.5])
+
+
+async def _extend(outcomes: list[Any], stream: Any) -> None:
+    outcomes.extend(await collect(stream))
