@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar, overload
 
 from ._engine import Outcomes
 from ._fan import Fan, Items, close_unstarted
 from ._options import DEFAULT_CONCURRENCY, ErrorPolicy, check_concurrency
+from ._retry import Retry
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -22,6 +23,8 @@ async def map(
     concurrency: int = ...,
     timeout: float | None = ...,
     deadline: float | None = ...,
+    limits: Iterable[Any] = ...,
+    retry: Retry | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
 
@@ -34,6 +37,8 @@ async def map(
     concurrency: int = ...,
     timeout: float | None = ...,
     deadline: float | None = ...,
+    limits: Iterable[Any] = ...,
+    retry: Retry | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
 
@@ -46,6 +51,8 @@ async def map(
     concurrency: int = ...,
     timeout: float | None = ...,
     deadline: float | None = ...,
+    limits: Iterable[Any] = ...,
+    retry: Retry | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
 
@@ -58,24 +65,28 @@ async def map(
     concurrency: int = ...,
     timeout: float | None = ...,
     deadline: float | None = ...,
+    limits: Iterable[Any] = ...,
+    retry: Retry | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
 
 
-async def map(  # noqa: A001 - the name mirrors the builtin on purpose
+async def map(
     fn: Callable[[T], Any],
     items: Items[T],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
     deadline: float | None = None,
+    limits: Iterable[Any] = (),
+    retry: Retry | None = None,
     errors: ErrorPolicy = "raise",
 ) -> list[Any]:
     """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in input order.
 
     The one-shot form of `Fan.map`; see there for the options.
     """
-    fan = Fan(concurrency, timeout=timeout, errors=errors)
+    fan = Fan(concurrency, timeout=timeout, errors=errors, limits=limits, retry=retry)
     return await fan.map(fn, items, deadline=deadline)
 
 
@@ -107,6 +118,8 @@ def stream(
     concurrency: int = ...,
     timeout: float | None = ...,
     deadline: float | None = ...,
+    limits: Iterable[Any] = ...,
+    retry: Retry | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
@@ -119,6 +132,8 @@ def stream(
     concurrency: int = ...,
     timeout: float | None = ...,
     deadline: float | None = ...,
+    limits: Iterable[Any] = ...,
+    retry: Retry | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
@@ -130,10 +145,12 @@ def stream(
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
     deadline: float | None = None,
+    limits: Iterable[Any] = (),
+    retry: Retry | None = None,
 ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
     """Yield an `Outcome` per item as calls finish (or in input order with ``ordered=True``).
 
     The one-shot form of `Fan.stream`; see there for the options.
     """
-    fan = Fan(concurrency, timeout=timeout)
+    fan = Fan(concurrency, timeout=timeout, limits=limits, retry=retry)
     return fan.stream(fn, items, ordered=ordered, deadline=deadline)

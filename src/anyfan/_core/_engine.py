@@ -24,7 +24,9 @@ from ._aggregate import Collector
 from ._errors import DeadlineExceeded
 from ._ordering import Reorderer
 from ._outcome import Outcome
+from ._policy import Policy
 from ._slots import Slots
+from ._stats import Stats
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -92,9 +94,13 @@ class Run(Generic[T, R]):
         width: int,
         timeout: float | None,
         deadline: float | None,
+        stats: Stats | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self._call = call
         self._slots = slots
+        self._stats = Stats() if stats is None else stats
+        self._guarded = policy
         self._width = width
         self._timeout = timeout
         self._deadline = deadline
@@ -121,7 +127,13 @@ class Run(Generic[T, R]):
         raise NotImplementedError
 
     async def _deliver(
-        self, index: int, item: T, value: Any, error: Exception | None, started: float
+        self,
+        index: int,
+        item: T,
+        value: Any,
+        error: Exception | None,
+        attempts: int,
+        started: float,
     ) -> bool:  # pragma: no cover - abstract
         """Hand on one result; return True to stop the run (fail fast)."""
         raise NotImplementedError
@@ -165,6 +177,8 @@ class Run(Generic[T, R]):
             with anyio.CancelScope(deadline=deadline) as scope:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    if self._guarded is not None:
+                        self._guarded.bind()
                     self._spawn()
                     try:
                         yield
@@ -199,9 +213,9 @@ class Run(Generic[T, R]):
     # -- the worker ----------------------------------------------------------
 
     async def _pull(self) -> Any:
-        if self._exhausted:
-            return _DONE
         if self._aiter is None:
+            if self._exhausted:
+                return _DONE
             try:
                 item = next(self._iter)
             except StopIteration:
@@ -223,7 +237,8 @@ class Run(Generic[T, R]):
 
     async def _worker(self) -> None:
         cancelled = anyio.get_cancelled_exc_class()
-        call, slots, timeout = self._call, self._slots, self._timeout
+        call, slots, stats, timeout = self._call, self._slots, self._stats, self._timeout
+        guarded, timed = self._guarded, self._timed
         count = 0
         try:
             while not self._stopping:
@@ -239,27 +254,40 @@ class Run(Generic[T, R]):
                 index, item = pulled
                 if self._spawned < self._width:
                     self._spawn()
-                error: Exception | None = None
-                value: Any = None
-                await slots.acquire()
-                # Timed from the start of the call, not of the wait for a slot.
-                started = anyio.current_time() if self._timed else 0.0
+                value: Any
+                error: Exception | None
                 try:
-                    if timeout is None:
-                        value = await call(item)
+                    if guarded is None:
+                        # The fast path, inlined: one slot, one attempt.
+                        await slots.acquire()
+                        # Timed from the start of the call, not of the wait for a slot.
+                        started = anyio.current_time() if timed else 0.0
+                        stats.started += 1
+                        attempts = 1
+                        try:
+                            if timeout is None:
+                                value = await call(item)
+                            else:
+                                value = await self._call_timed(item)
+                        except Exception as exc:
+                            stats.failed += 1
+                            value, error = None, exc
+                        except BaseException:
+                            stats.cancelled += 1
+                            raise
+                        else:
+                            stats.succeeded += 1
+                            error = None
+                        finally:
+                            slots.release()
                     else:
-                        with anyio.fail_after(timeout):
-                            value = await call(item)
-                except Exception as exc:
-                    error = exc
+                        value, error, attempts, started = await self._with_policy(item)
                 except cancelled:
                     raise
                 except BaseException as exc:
                     self._abort(exc)
                     return
-                finally:
-                    slots.release()
-                if await self._deliver(index, item, value, error, started):
+                if await self._deliver(index, item, value, error, attempts, started):
                     self._failed_fast = True
                     self.stop()
                     return
@@ -270,6 +298,78 @@ class Run(Generic[T, R]):
             self._live -= 1
             if self._live == 0:
                 self._all_workers_done()
+
+    async def _call_timed(self, item: T) -> Any:
+        timeout = self._timeout
+        if timeout is None:
+            return await self._call(item)
+        with anyio.fail_after(timeout) as scope:
+            value = await self._call(item)
+        if anyio.current_time() >= scope.deadline:
+            # A call in a worker thread cannot be interrupted; it is waited
+            # for, then its late result is discarded as the timeout demands.
+            raise TimeoutError(f"call took longer than its timeout of {timeout:g}s")
+        return value
+
+    async def _with_policy(self, item: T) -> tuple[Any, Exception | None, int, float]:
+        """Every attempt for one item under the limits, the shared pause and the retry policy.
+
+        The order matters: a slot first, then the pause and the rate limits,
+        so that admission and start coincide and the provider sees the
+        spacing the limiter computed. No slot is held while backing off.
+        """
+        policy = self._guarded
+        assert policy is not None
+        slots, stats = self._slots, self._stats
+        limits, pause, retry = policy.limits, policy.pause, policy.retry
+        attempt = 0
+        first = 0.0
+        while True:
+            error: Exception | None = None
+            value: Any = None
+            ticket = None
+            await slots.acquire()
+            try:
+                if limits is not None:
+                    ticket = await limits.acquire(item)  # also waits out the pause
+                elif pause is not None:
+                    await pause.wait()
+                now = anyio.current_time()
+                if attempt == 0:
+                    first = now
+                    if retry is not None:
+                        retry.record_call(now)
+                attempt += 1
+                stats.started += 1
+                try:
+                    value = await self._call_timed(item)
+                except Exception as exc:
+                    error = exc
+                except BaseException:
+                    stats.cancelled += 1
+                    raise
+            finally:
+                slots.release()
+            if ticket is not None and limits is not None:
+                try:
+                    limits.settle(ticket, value if error is None else error)
+                except Exception as exc:  # a broken ``actual`` function fails its item
+                    error = error or exc
+            if error is None:
+                stats.succeeded += 1
+                return value, None, attempt, first
+            if retry is None:
+                stats.failed += 1
+                return None, error, attempt, first
+            now = anyio.current_time()
+            decision = retry.decide(error, attempt=attempt, elapsed=now - first, now=now)
+            if decision.pause is not None and pause is not None:
+                pause.trigger(decision.pause)
+            if decision.delay is None:
+                stats.failed += 1
+                return None, error, attempt, first
+            stats.retried += 1
+            await anyio.sleep(decision.delay)
 
     _timed = False
 
@@ -285,7 +385,13 @@ class MapRun(Run[T, R]):
         self._reserve = collector.reserve  # type: ignore[method-assign]
 
     async def _deliver(
-        self, index: int, item: T, value: Any, error: Exception | None, started: float
+        self,
+        index: int,
+        item: T,
+        value: Any,
+        error: Exception | None,
+        attempts: int,
+        started: float,
     ) -> bool:
         if error is None:
             self.collector.results[index] = value
@@ -314,10 +420,16 @@ class StreamRun(Run[T, R]):
         return index
 
     async def _deliver(
-        self, index: int, item: T, value: Any, error: Exception | None, started: float
+        self,
+        index: int,
+        item: T,
+        value: Any,
+        error: Exception | None,
+        attempts: int,
+        started: float,
     ) -> bool:
         elapsed = anyio.current_time() - started
-        await self._send.send(Outcome(index, item, value, error, 1, elapsed))
+        await self._send.send(Outcome(index, item, value, error, attempts, elapsed))
         return False
 
     def _all_workers_done(self) -> None:

@@ -15,7 +15,7 @@ def _leaf_ids(exc: BaseException) -> set[int]:
     return {id(exc)}
 
 
-class FanError(ExceptionGroup):  # type: ignore[type-arg]
+class FanError(ExceptionGroup[Exception]):
     """One or more calls of a fan-out failed.
 
     A subclass of `ExceptionGroup`, so ``except*`` picks out failures by type.

@@ -17,7 +17,11 @@ from ._options import (
     check_errors,
     check_seconds,
 )
+from ._policy import Policy
+from ._rate import Rate
+from ._retry import Retry
 from ._slots import Slots
+from ._stats import FanStats, Stats
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,6 +61,9 @@ class Fan:
         concurrency: Most calls in flight at once, across all uses of this Fan.
         timeout: Seconds each call may take before it fails with `TimeoutError`.
         errors: Default error policy: ``"raise"``, ``"collect"`` or ``"return"``.
+        limits: `Rate` limits every call must pass, shared by all uses of this
+            Fan (an ``aiolimiter.AsyncLimiter`` is accepted under asyncio).
+        retry: A `Retry` policy for failed calls, or ``None`` for no retries.
     """
 
     def __init__(
@@ -65,16 +72,48 @@ class Fan:
         *,
         timeout: float | None = None,
         errors: ErrorPolicy = "raise",
+        limits: Iterable[Any] = (),
+        retry: Retry | None = None,
     ) -> None:
         self._concurrency = check_concurrency(concurrency)
         self._timeout = check_seconds(timeout, name="timeout")
         self._errors = check_errors(errors)
+        self._policy = Policy(limits=limits, retry=retry)
         self._slots = Slots(self._concurrency)
+        self._stats = Stats()
 
     def __repr__(self) -> str:
+        extra = ""
+        if self._policy.limits is not None:
+            extra += f", limits={list(self._policy.limits.rates)!r}"
+        if self._policy.retry is not None:
+            extra += f", retry={self._policy.retry!r}"
         return (
             f"{type(self).__name__}(concurrency={self._concurrency}, "
-            f"timeout={self._timeout!r}, errors={self._errors!r})"
+            f"timeout={self._timeout!r}, errors={self._errors!r}{extra})"
+        )
+
+    @property
+    def limits(self) -> tuple[Rate, ...]:
+        """The rate limits every call of this Fan obeys."""
+        return () if self._policy.limits is None else self._policy.limits.rates
+
+    @property
+    def retry(self) -> Retry | None:
+        """The retry policy, if any."""
+        return self._policy.retry
+
+    @property
+    def stats(self) -> FanStats:
+        """A snapshot of this Fan's activity: attempts, outcomes, pauses, admitted rates.
+
+        Read it from the thread that runs the Fan's event loop (the blocking
+        facade's ``Fan.stats`` does that for you).
+        """
+        policy = self._policy
+        return self._stats.snapshot(
+            paused=0.0 if policy.pause is None else policy.pause.paused_time(),
+            limits=() if policy.limits is None else policy.limits.stats(),
         )
 
     @property
@@ -95,11 +134,23 @@ class Fan:
     def _run_options(
         self,
         concurrency: int | None,
-        timeout: float | None | _Unset,
+        timeout: float | _Unset | None,
         deadline: float | None,
+        limits: Iterable[Any],
+        retry: Retry | _Unset | None,
     ) -> dict[str, Any]:
+        policy = self._policy
+        limits = tuple(limits)
+        if limits or retry is not UNSET:
+            policy = Policy(
+                limits=(*(policy.limits.rates if policy.limits else ()), *limits),
+                retry=policy.retry if retry is UNSET else retry,
+                pause=policy.pause,
+            )
         return {
             "slots": self._slots,
+            "stats": self._stats,
+            "policy": policy if policy.active else None,
             "width": self._width(concurrency),
             "timeout": self._timeout
             if timeout is UNSET
@@ -114,8 +165,10 @@ class Fan:
         items: Items[T],
         *,
         concurrency: int | None = ...,
-        timeout: float | None | _Unset = ...,
+        timeout: float | _Unset | None = ...,
         deadline: float | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
     ) -> list[R]: ...
 
@@ -126,8 +179,10 @@ class Fan:
         items: Items[T],
         *,
         concurrency: int | None = ...,
-        timeout: float | None | _Unset = ...,
+        timeout: float | _Unset | None = ...,
         deadline: float | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
         errors: Literal["return"],
     ) -> list[R | Exception]: ...
 
@@ -138,8 +193,10 @@ class Fan:
         items: Items[T],
         *,
         concurrency: int | None = ...,
-        timeout: float | None | _Unset = ...,
+        timeout: float | _Unset | None = ...,
         deadline: float | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
     ) -> list[R]: ...
 
@@ -150,8 +207,10 @@ class Fan:
         items: Items[T],
         *,
         concurrency: int | None = ...,
-        timeout: float | None | _Unset = ...,
+        timeout: float | _Unset | None = ...,
         deadline: float | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
         errors: Literal["return"],
     ) -> list[R | Exception]: ...
 
@@ -161,8 +220,10 @@ class Fan:
         items: Items[T],
         *,
         concurrency: int | None = None,
-        timeout: float | None | _Unset = UNSET,
+        timeout: float | _Unset | None = UNSET,
         deadline: float | None = None,
+        limits: Iterable[Any] = (),
+        retry: Retry | _Unset | None = UNSET,
         errors: ErrorPolicy | None = None,
     ) -> list[Any]:
         """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in order.
@@ -174,7 +235,7 @@ class Fan:
         `DeadlineExceeded`). ``errors`` picks the error policy; see
         [semantics](../explanation/semantics.md).
         """
-        options = self._run_options(concurrency, timeout, deadline)
+        options = self._run_options(concurrency, timeout, deadline, limits, retry)
         collector = Collector(self._errors if errors is None else check_errors(errors))
         run: MapRun[T, Any] = MapRun(
             as_async(fn, options["width"]), items, collector=collector, **options
@@ -196,7 +257,7 @@ class Fan:
         started are closed so nothing is left un-awaited.
         """
         try:
-            options = self._run_options(concurrency, None, None)
+            options = self._run_options(concurrency, None, None, (), UNSET)
             collector = Collector(self._errors if errors is None else check_errors(errors))
             run: MapRun[Awaitable[Any], Any] = MapRun(
                 _await, awaitables, collector=collector, **options
@@ -215,8 +276,10 @@ class Fan:
         *,
         ordered: bool = ...,
         concurrency: int | None = ...,
-        timeout: float | None | _Unset = ...,
+        timeout: float | _Unset | None = ...,
         deadline: float | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
     @overload
@@ -227,8 +290,10 @@ class Fan:
         *,
         ordered: bool = ...,
         concurrency: int | None = ...,
-        timeout: float | None | _Unset = ...,
+        timeout: float | _Unset | None = ...,
         deadline: float | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
     def stream(
@@ -238,8 +303,10 @@ class Fan:
         *,
         ordered: bool = False,
         concurrency: int | None = None,
-        timeout: float | None | _Unset = UNSET,
+        timeout: float | _Unset | None = UNSET,
         deadline: float | None = None,
+        limits: Iterable[Any] = (),
+        retry: Retry | _Unset | None = UNSET,
     ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
         """Call ``fn`` on every item and yield an `Outcome` for each as it finishes.
 
@@ -248,7 +315,7 @@ class Fan:
         do not stop the stream. With ``ordered=True`` outcomes come in input
         order. Leaving the block early cancels the calls still in flight.
         """
-        options = self._run_options(concurrency, timeout, deadline)
+        options = self._run_options(concurrency, timeout, deadline, limits, retry)
         return _stream(StreamRun(as_async(fn, options["width"]), items, **options), ordered)
 
 

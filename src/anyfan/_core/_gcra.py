@@ -179,6 +179,8 @@ class Gcra:
         gate = self._tat - max(self._burst - cost, 0.0) * self._interval
         if gate > t:
             t = gate
+        if self._slice_sum + cost <= self._cap:
+            return t  # it fits even counting everything still in the slice
         return self._slice_earliest(cost, t)
 
     def _slice_earliest(self, cost: float, t: float) -> float:
@@ -208,19 +210,33 @@ class Gcra:
         Returns the `Charge`; its ``start`` is the earliest allowed time (``now``
         when the call may start at once). Reservations are served in order.
         """
+        return self._commit(cost, self.earliest(cost, now), now)
+
+    def try_admit(self, cost: float, now: float) -> Charge | None:
+        """Charge a call of ``cost`` that starts at ``now`` if it may; else return ``None``."""
         start = self.earliest(cost, now)
+        if start > now:
+            return None
+        return self._commit(cost, start, now)
+
+    def _commit(self, cost: float, start: float, now: float) -> Charge:
         charge = Charge(cost, start)
         self._last_start = start
-        self._expire(start)
+        entries = self._slice
+        if entries and entries[0].start + _SPAN <= start:
+            self._expire(start)
         if cost > 0:
-            seg_start = self._tat if self._tat > start else start
+            tat = self._tat
+            seg_start = tat if tat > start else start
             charge.seg_start = seg_start
             charge.seg_end = self._tat = seg_start + cost * self._interval
-            self._drain(now)
+            pending = self._pending
+            if pending and pending[0].seg_end <= now:
+                self._drain(now)
             charge.queued = True
-            self._pending.append(charge)
+            pending.append(charge)
             charge.sliced = True
-            self._slice.append(charge)
+            entries.append(charge)
             self._slice_sum += cost
         return charge
 

@@ -40,4 +40,4 @@ def check_errors(value: object) -> ErrorPolicy:
         raise ValueError(
             f"errors must be one of {', '.join(map(repr, ERROR_POLICIES))}, got {value!r}"
         )
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[return-value,unused-ignore]

@@ -38,6 +38,10 @@ class RateState(Protocol):
         """Charge a call of ``cost`` starting as early as allowed; return the charge."""
         ...
 
+    def try_admit(self, cost: float, now: float) -> Any | None:
+        """Charge a call of ``cost`` starting at ``now`` if allowed; else return ``None``."""
+        ...
+
     def settle(self, charge: Any, used: float, now: float) -> float:
         """Replace a charge's cost with what was ``used``; return the units given back."""
         ...
@@ -286,18 +290,25 @@ class Ticket:
         states = limits._states
         costs = self.costs
         pause = limits._pause_schedule
-        t = now
-        if pause is not None:
-            t = pause.earliest(now)
-        for state, cost in zip(states, costs, strict=True):
-            at = state.earliest(cost, now)
-            if at > t:
-                t = at
-        if t > now:
-            return t
-        if pause is not None:
-            pause.take(now)
-        self.charges = [state.reserve(cost, now) for state, cost in zip(states, costs, strict=True)]
+        if pause is None and len(states) == 1:
+            # The common case, one rate: check and charge in one step.
+            charge = states[0].try_admit(costs[0], now)
+            if charge is None:
+                return states[0].earliest(costs[0], now)
+            self.charges = [charge]
+        else:
+            t = now if pause is None else pause.earliest(now)
+            for state, cost in zip(states, costs, strict=True):
+                at = state.earliest(cost, now)
+                if at > t:
+                    t = at
+            if t > now:
+                return t
+            if pause is not None:
+                pause.take(now)
+            self.charges = [
+                state.reserve(cost, now) for state, cost in zip(states, costs, strict=True)
+            ]
         self.start = now
         limits._meter.record(costs, now)
         return None
@@ -400,10 +411,12 @@ class Limits:
             RuntimeError: If an aiolimiter limit is given and the loop is not asyncio.
         """
         token = loop_token()
+        self._line.bind(token)
         now = self._line.now()
         for rate in self._rates:
             rate._rebase(token, now)
         if self._pause is not None:
+            self._pause._line.bind(token)
             self._pause._rebase(token, now)
         if self._externals:
             _require_asyncio()

@@ -408,7 +408,9 @@ class Pause:
 
     def bind(self) -> None:
         """Prepare for use on the running event loop; call once at the start of each run."""
-        self._rebase(loop_token(), self._line.now())
+        token = loop_token()
+        self._line.bind(token)
+        self._rebase(token, self._line.now())
 
     def _rebase(self, token: object, now: float) -> None:
         shift = self._timebase.rebase(token, now)

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._window import SlidingSum
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -69,27 +67,44 @@ class FanStats:
 
 
 class AdmissionMeter:
-    """Units admitted per rate limit over a sliding window."""
+    """Units admitted per rate limit over a sliding window (in ``buckets`` slots)."""
 
-    __slots__ = ("_sums",)
+    __slots__ = ("_amounts", "_buckets", "_count", "_stamps", "_width", "window")
 
-    def __init__(self, count: int, window: float = RATE_WINDOW) -> None:
-        self._sums = [SlidingSum(window, 20) for _ in range(count)]
+    def __init__(self, count: int, window: float = RATE_WINDOW, buckets: int = 20) -> None:
+        self.window = window
+        self._count = count
+        self._buckets = buckets
+        self._width = window / buckets
+        self._amounts = [[0.0] * count for _ in range(buckets)]
+        self._stamps: list[int | None] = [None] * buckets
 
     def record(self, costs: Sequence[float], now: float) -> None:
         """Count one admission that charged ``costs`` (one per limit) at ``now``."""
-        for total, cost in zip(self._sums, costs, strict=True):
-            total.add(cost, now)
+        index = int(now // self._width)
+        slot = index % self._buckets
+        amounts = self._amounts[slot]
+        if self._stamps[slot] != index:
+            self._stamps[slot] = index
+            amounts[:] = [0.0] * self._count
+        for i, cost in enumerate(costs):
+            amounts[i] += cost
 
     def rates(self, now: float) -> tuple[float, ...]:
         """Units admitted per second, per limit, over the window ending at ``now``."""
-        return tuple(total.total(now) / total.window for total in self._sums)
+        current = int(now // self._width)
+        totals = [0.0] * self._count
+        for stamp, amounts in zip(self._stamps, self._amounts, strict=True):
+            if stamp is not None and current - self._buckets < stamp <= current:
+                for i, amount in enumerate(amounts):
+                    totals[i] += amount
+        return tuple(total / self.window for total in totals)
 
 
 class Stats:
     """The running counts; `snapshot` freezes them into a `FanStats`."""
 
-    __slots__ = ("cancelled", "failed", "in_flight", "retried", "started", "succeeded")
+    __slots__ = ("cancelled", "failed", "retried", "started", "succeeded")
 
     def __init__(self) -> None:
         self.started = 0
@@ -97,32 +112,31 @@ class Stats:
         self.failed = 0
         self.retried = 0
         self.cancelled = 0
-        self.in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts started and not yet ended."""
+        return self.started - self.succeeded - self.failed - self.retried - self.cancelled
 
     def on_start(self) -> None:
         """Count an attempt that is starting."""
         self.started += 1
-        self.in_flight += 1
 
     def on_success(self) -> None:
         """Count an attempt that returned a value."""
         self.succeeded += 1
-        self.in_flight -= 1
 
     def on_failure(self) -> None:
         """Count an attempt that failed for good (it will not be retried)."""
         self.failed += 1
-        self.in_flight -= 1
 
     def on_retry(self) -> None:
         """Count an attempt that failed and will be retried."""
         self.retried += 1
-        self.in_flight -= 1
 
     def on_cancel(self) -> None:
         """Count an attempt that was cancelled before it ended."""
         self.cancelled += 1
-        self.in_flight -= 1
 
     def snapshot(self, *, paused: float = 0.0, limits: Sequence[LimitStats] = ()) -> FanStats:
         """Freeze the counts, with the pause time and per-limit rates given."""

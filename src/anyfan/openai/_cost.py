@@ -31,7 +31,7 @@ def _heuristic(text: str) -> int:
 @cache
 def _tokenizer() -> Callable[[str], int] | None:
     try:
-        import tiktoken
+        import tiktoken  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     try:

@@ -68,7 +68,7 @@ def fan(
     *,
     rpm: float | None = None,
     tpm: float | None = None,
-    retry: Retry | None | Literal["default"] = "default",
+    retry: Retry | Literal["default"] | None = "default",
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     charge: Literal["reserved", "usage"] = "reserved",
     calibrate: bool = True,
@@ -108,7 +108,7 @@ def fan(
     limits = [*fan_options.pop("limits", ()), *(r for r in (requests, tokens) if r is not None)]
     policy = openai_retry() if retry == "default" else retry
     if client is not None:
-        if policy is not None and getattr(client, "max_retries", 0):
+        if policy is not None and getattr(client, "max_retries", None):
             client.max_retries = 0
         if calibrate and (requests is not None or tokens is not None):
             follow_headers(client, requests=requests, tokens=tokens)
@@ -121,7 +121,7 @@ def follow_headers(client: Any, *, requests: Rate | None, tokens: Rate | None) -
     Returns whether a hook could be installed: it needs the client's async
     HTTP client (httpx or httpx2) and its ``event_hooks``.
     """
-    http = getattr(client, "_client", None)
+    http: Any = getattr(client, "_client", None)
     hooks = getattr(http, "event_hooks", None)
     if not isinstance(hooks, dict) or not inspect.iscoroutinefunction(getattr(http, "send", None)):
         log.debug("not following rate-limit headers: no async HTTP client with event hooks")
