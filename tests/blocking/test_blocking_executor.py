@@ -247,3 +247,23 @@ def test_a_forgotten_executor_finishes_its_work_then_stops_its_loop() -> None:
 def test_an_unused_executor_on_a_shared_loop_shuts_down_quietly(facade_loop: Loop) -> None:
     Executor(2, loop=facade_loop).shutdown()
     assert not facade_loop.closed
+
+
+def test_work_does_not_inherit_the_context_of_whoever_submitted_first(
+    facade_loop: Loop,
+) -> None:
+    import contextvars
+
+    user: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="nobody")
+
+    async def who() -> str:
+        return user.get()
+
+    executor = Executor(2, loop=facade_loop)
+    token = user.set("alice")
+    try:
+        first = executor.submit(who).result(10)
+    finally:
+        user.reset(token)
+    assert first == "nobody"  # like ThreadPoolExecutor: no context is carried over
+    executor.shutdown()

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar, overload
 from ._engine import Outcomes
 from ._fan import Fan, Items, close_unstarted
 from ._options import DEFAULT_CONCURRENCY, ErrorPolicy, check_concurrency
+from ._progress import Observer
 from ._retry import Retry
 
 T = TypeVar("T")
@@ -25,6 +26,8 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
+    progress: bool | str = ...,
+    on_outcome: Observer | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
 
@@ -39,6 +42,8 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
+    progress: bool | str = ...,
+    on_outcome: Observer | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
 
@@ -53,6 +58,8 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
+    progress: bool | str = ...,
+    on_outcome: Observer | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
 
@@ -67,6 +74,8 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
+    progress: bool | str = ...,
+    on_outcome: Observer | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
 
@@ -80,6 +89,8 @@ async def map(
     deadline: float | None = None,
     limits: Iterable[Any] = (),
     retry: Retry | None = None,
+    progress: bool | str = False,
+    on_outcome: Observer | None = None,
     errors: ErrorPolicy = "raise",
 ) -> list[Any]:
     """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in input order.
@@ -87,7 +98,7 @@ async def map(
     The one-shot form of `Fan.map`; see there for the options.
     """
     fan = Fan(concurrency, timeout=timeout, errors=errors, limits=limits, retry=retry)
-    return await fan.map(fn, items, deadline=deadline)
+    return await fan.map(fn, items, deadline=deadline, progress=progress, on_outcome=on_outcome)
 
 
 async def gather(
@@ -120,6 +131,8 @@ def stream(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
+    progress: bool | str = ...,
+    on_outcome: Observer | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
@@ -134,6 +147,8 @@ def stream(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
+    progress: bool | str = ...,
+    on_outcome: Observer | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
@@ -147,10 +162,14 @@ def stream(
     deadline: float | None = None,
     limits: Iterable[Any] = (),
     retry: Retry | None = None,
+    progress: bool | str = False,
+    on_outcome: Observer | None = None,
 ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
     """Yield an `Outcome` per item as calls finish (or in input order with ``ordered=True``).
 
     The one-shot form of `Fan.stream`; see there for the options.
     """
     fan = Fan(concurrency, timeout=timeout, limits=limits, retry=retry)
-    return fan.stream(fn, items, ordered=ordered, deadline=deadline)
+    return fan.stream(
+        fn, items, ordered=ordered, deadline=deadline, progress=progress, on_outcome=on_outcome
+    )

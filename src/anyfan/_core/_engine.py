@@ -96,8 +96,12 @@ class Run(Generic[T, R]):
         deadline: float | None,
         stats: Stats | None = None,
         policy: Policy | None = None,
+        observer: Callable[[Outcome[Any, Any]], None] | None = None,
     ) -> None:
         self._call = call
+        self._observer = observer
+        if observer is not None:
+            self._timed = True
         self._slots = slots
         self._stats = Stats() if stats is None else stats
         self._guarded = policy
@@ -287,7 +291,14 @@ class Run(Generic[T, R]):
                 except BaseException as exc:
                     self._abort(exc)
                     return
-                if await self._deliver(index, item, value, error, attempts, started):
+                try:
+                    stop = await self._deliver(index, item, value, error, attempts, started)
+                except cancelled:
+                    raise
+                except BaseException as exc:  # the on_outcome hook failed
+                    self._abort(exc)
+                    return
+                if stop:
                     self._failed_fast = True
                     self.stop()
                     return
@@ -393,6 +404,9 @@ class MapRun(Run[T, R]):
         attempts: int,
         started: float,
     ) -> bool:
+        if self._observer is not None:
+            elapsed = anyio.current_time() - started
+            self._observer(Outcome(index, item, value, error, attempts, elapsed))
         if error is None:
             self.collector.results[index] = value
             return False
@@ -428,8 +442,10 @@ class StreamRun(Run[T, R]):
         attempts: int,
         started: float,
     ) -> bool:
-        elapsed = anyio.current_time() - started
-        await self._send.send(Outcome(index, item, value, error, attempts, elapsed))
+        outcome = Outcome(index, item, value, error, attempts, anyio.current_time() - started)
+        if self._observer is not None:
+            self._observer(outcome)
+        await self._send.send(outcome)
         return False
 
     def _all_workers_done(self) -> None:

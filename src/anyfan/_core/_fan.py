@@ -18,6 +18,7 @@ from ._options import (
     check_seconds,
 )
 from ._policy import Policy
+from ._progress import Observer, make_observer
 from ._rate import Rate
 from ._retry import Retry
 from ._slots import Slots
@@ -169,6 +170,8 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
+        progress: bool | str = ...,
+        on_outcome: Observer | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
     ) -> list[R]: ...
 
@@ -183,6 +186,8 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
+        progress: bool | str = ...,
+        on_outcome: Observer | None = ...,
         errors: Literal["return"],
     ) -> list[R | Exception]: ...
 
@@ -197,6 +202,8 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
+        progress: bool | str = ...,
+        on_outcome: Observer | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
     ) -> list[R]: ...
 
@@ -211,6 +218,8 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
+        progress: bool | str = ...,
+        on_outcome: Observer | None = ...,
         errors: Literal["return"],
     ) -> list[R | Exception]: ...
 
@@ -224,6 +233,8 @@ class Fan:
         deadline: float | None = None,
         limits: Iterable[Any] = (),
         retry: Retry | _Unset | None = UNSET,
+        progress: bool | str = False,
+        on_outcome: Observer | None = None,
         errors: ErrorPolicy | None = None,
     ) -> list[Any]:
         """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in order.
@@ -233,15 +244,22 @@ class Fan:
         iterable, endless ones included: items are pulled only as workers free
         up. ``timeout`` bounds each call, ``deadline`` the whole map (it raises
         `DeadlineExceeded`). ``errors`` picks the error policy; see
-        [semantics](../explanation/semantics.md).
+        [semantics](../explanation/semantics.md). ``limits`` adds rate limits
+        to the Fan's for this call and ``retry`` replaces its retry policy.
+        ``progress=True`` (or a label) draws a tqdm bar; ``on_outcome`` is
+        called with each item's `Outcome` as it finishes.
         """
         options = self._run_options(concurrency, timeout, deadline, limits, retry)
         collector = Collector(self._errors if errors is None else check_errors(errors))
+        observer, close = make_observer(items, progress, on_outcome)
         run: MapRun[T, Any] = MapRun(
-            as_async(fn, options["width"]), items, collector=collector, **options
+            as_async(fn, options["width"]), items, collector=collector, observer=observer, **options
         )
-        async with run.running(stop_on_exit=False):
-            pass
+        try:
+            async with run.running(stop_on_exit=False):
+                pass
+        finally:
+            close()
         return collector.outcome()
 
     async def gather(
@@ -280,6 +298,8 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
+        progress: bool | str = ...,
+        on_outcome: Observer | None = ...,
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
     @overload
@@ -294,6 +314,8 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
+        progress: bool | str = ...,
+        on_outcome: Observer | None = ...,
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
     def stream(
@@ -307,6 +329,8 @@ class Fan:
         deadline: float | None = None,
         limits: Iterable[Any] = (),
         retry: Retry | _Unset | None = UNSET,
+        progress: bool | str = False,
+        on_outcome: Observer | None = None,
     ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
         """Call ``fn`` on every item and yield an `Outcome` for each as it finishes.
 
@@ -316,11 +340,18 @@ class Fan:
         order. Leaving the block early cancels the calls still in flight.
         """
         options = self._run_options(concurrency, timeout, deadline, limits, retry)
-        return _stream(StreamRun(as_async(fn, options["width"]), items, **options), ordered)
+        observer, close = make_observer(items, progress, on_outcome)
+        run = StreamRun(as_async(fn, options["width"]), items, observer=observer, **options)
+        return _stream(run, ordered, close)
 
 
 @asynccontextmanager
-async def _stream(run: StreamRun[T, R], ordered: bool) -> AsyncIterator[Outcomes[T, R]]:
-    with run.receive:
-        async with run.running(stop_on_exit=True):
-            yield Outcomes(run.receive, ordered=ordered)
+async def _stream(
+    run: StreamRun[T, R], ordered: bool, close: Callable[[], None]
+) -> AsyncIterator[Outcomes[T, R]]:
+    try:
+        with run.receive:
+            async with run.running(stop_on_exit=True):
+                yield Outcomes(run.receive, ordered=ordered)
+    finally:
+        close()

@@ -93,7 +93,10 @@ class _Engine:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._job is None:
-                self._job = self._loop.submit(self._serve, on_done=self._served)
+                # Serves every later submitter too: it must not carry this one's context.
+                self._job = self._loop.submit(
+                    self._serve, on_done=self._served, inherit_context=False
+                )
             self._queue.append(work)
             self._unfinished.add(work)
             puller, self._puller = self._puller, None

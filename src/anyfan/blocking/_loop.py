@@ -103,13 +103,15 @@ class Job(Generic[R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         on_done: Callable[[], object] | None,
+        *,
+        inherit_context: bool = True,
     ) -> None:
         self._loop = loop
         self._fn: Callable[..., Awaitable[R]] | None = fn
         self._args = args
         self._kwargs = kwargs
         self._on_done = on_done
-        self._context = contextvars.copy_context()
+        self._context = contextvars.copy_context() if inherit_context else contextvars.Context()
         self._done = threading.Lock()
         self._done.acquire()
         self._finished = False
@@ -292,13 +294,16 @@ class Loop:
         kwargs: dict[str, Any] | None = None,
         *,
         on_done: Callable[[], object] | None = None,
+        inherit_context: bool = True,
     ) -> Job[R]:
         """Start ``await fn(*args, **kwargs)`` on the loop and return its `Job` at once.
 
         ``on_done`` is called once the job has finished, on whichever thread
-        finished it; it must be quick and must not raise.
+        finished it; it must be quick and must not raise. With
+        ``inherit_context=False`` the job runs in an empty context instead of
+        a copy of the caller's.
         """
-        job = Job(self, fn, args, kwargs or {}, on_done)
+        job = Job(self, fn, args, kwargs or {}, on_done, inherit_context=inherit_context)
         with self._lock:
             state = self._state
             if state is _State.RUNNING:
