@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import pytest
@@ -14,7 +14,7 @@ from anyfan._core._progress import make_observer, total_of
 
 
 class FakeBar:
-    instances: list[FakeBar] = []
+    instances: ClassVar[list[FakeBar]] = []
 
     def __init__(self, *, total: int | None, desc: str, **_: Any) -> None:
         self.total = total
