@@ -243,6 +243,22 @@ def render(sections: list[Section], bodies: dict[str, str], *, partial: bool) ->
 # -- main --------------------------------------------------------------------
 
 
+def write(output: str, sections: list[Section], fresh: dict[str, str]) -> None:
+    """Merge ``fresh`` sections into ``output`` as it is now, and write it atomically.
+
+    The file is re-read here, not at start, so sections that others wrote
+    while this run was measuring are kept.
+    """
+    path = Path(output)
+    bodies = existing_sections(path.read_text(encoding="utf-8")) if path.exists() else {}
+    bodies.update(fresh)
+    text = render(sections, bodies, partial=bool(set(bodies) - set(fresh)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    scratch.write_text(text, encoding="utf-8")
+    os.replace(scratch, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     sections = discover()
     parser = build_parser(sections)
@@ -252,13 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{section.key:12} {section.module.TITLE}")
         return 0
     chosen = select(sections, opts.only)
-
     output = opts.output or str(QUICK_OUTPUT if opts.quick else DEFAULT_OUTPUT)
-    old_text = ""
-    if output != "-" and Path(output).exists():
-        old_text = Path(output).read_text(encoding="utf-8")
-    bodies = existing_sections(old_text)
 
+    fresh: dict[str, str] = {}
     failed = []
     for section in chosen:
         _harness.progress(f"== {section.key}: {section.module.TITLE}")
@@ -271,22 +283,20 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(section.key)
             _harness.progress(f"!! section {section.key} failed; its old text (if any) is kept")
             continue
-        bodies[section.key] = wrap(
+        fresh[section.key] = wrap(
             section.key, body, seconds=watch.seconds, quick=opts.quick, load=load
         )
         _harness.progress(f"== {section.key} done in {watch.seconds:.0f} s")
+        if output != "-":
+            # After every section, so an interrupted run keeps what it finished.
+            write(output, sections, fresh)
+            _harness.progress(f"wrote {output}")
 
-    ran = {s.key for s in chosen} - set(failed)
-    text = render(sections, bodies, partial=bool(set(bodies) - ran))
     if output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text, encoding="utf-8")
-        _harness.progress(f"wrote {output}")
+        sys.stdout.write(render(sections, fresh, partial=False))
 
-    fresh = "\n".join(bodies[k] for k in ran)
-    passes, fails = fresh.count(_harness.PASS), fresh.count(_harness.FAIL)
+    text = "\n".join(fresh.values())
+    passes, fails = text.count(_harness.PASS), text.count(_harness.FAIL)
     _harness.progress(f"targets in the sections just run: {passes} PASS, {fails} FAIL")
     return 1 if failed else 0
 

@@ -229,9 +229,6 @@ rate_specs = st.tuples(
     st.sampled_from((0.5, 1.0, 2.0, 60.0)),
 ).filter(lambda spec: 0.5 <= spec[0] / spec[1] <= 5_000)
 
-#: Whole-unit call costs, from requests (1) to token estimates of a few thousand.
-call_costs = st.integers(min_value=0, max_value=4_000).map(float)
-
 #: Explicit bursts (units), or None for the default.
 bursts = st.none() | st.floats(min_value=0.5, max_value=5_000, allow_nan=False)
 

@@ -69,3 +69,11 @@ def test_admission_meter_reports_units_per_second_per_limit() -> None:
     assert requests == pytest.approx(10, rel=0.06)
     assert tokens == pytest.approx(300, rel=0.06)
     assert meter.rates(9.95 + 2 * RATE_WINDOW) == (0.0, 0.0)
+
+
+def test_in_flight_follows_counters_bumped_directly() -> None:
+    stats = Stats()
+    stats.started += 3
+    stats.succeeded += 1
+    assert stats.in_flight == 2
+    assert stats.snapshot().in_flight == 2

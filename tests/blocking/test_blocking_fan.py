@@ -109,6 +109,21 @@ def test_repr_and_properties(fan: Fan, facade_loop: Loop) -> None:
     assert fan.in_flight == 0
     assert fan.loop is facade_loop
     assert not fan.closed
+    assert isinstance(fan.async_fan, anyfan.Fan)
+    assert fan.async_fan.concurrency == 4
+
+
+def test_async_code_on_the_fans_loop_shares_its_limit(fan: Fan) -> None:
+    crowd = fan.loop.call(make_crowd, 4)
+
+    async def from_async_code() -> list[int]:
+        return await fan.async_fan.map(crowd, range(10))
+
+    outer = threading.Thread(target=fan.map, args=(crowd, range(10)))
+    outer.start()
+    assert fan.loop.call(from_async_code) == list(range(10))
+    outer.join(10)
+    assert crowd.peak == 4
 
 
 def test_options_are_checked_where_they_are_given(facade_loop: Loop) -> None:

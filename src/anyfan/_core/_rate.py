@@ -92,8 +92,8 @@ class Rate:
 
     Calls are spaced out evenly: over any window of ``W >= 1`` seconds at most
     ``limit * W / per + burst`` units start, and within any one second at most
-    ``limit / per`` (one second's share). A single call costing more than that
-    is let through alone.
+    one second's share, ``limit / per`` rounded up to whole units (or ``burst``
+    if larger). A single call costing more than that is let through alone.
 
     One Rate is one quota: Fans and runs that share a Rate object share it.
 

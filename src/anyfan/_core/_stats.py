@@ -102,7 +102,11 @@ class AdmissionMeter:
 
 
 class Stats:
-    """The running counts; `snapshot` freezes them into a `FanStats`."""
+    """The running counts; `snapshot` freezes them into a `FanStats`.
+
+    The engine either calls the ``on_*`` hooks or bumps the counters itself;
+    ``in_flight`` is derived from them, so the two stay consistent.
+    """
 
     __slots__ = ("cancelled", "failed", "retried", "started", "succeeded")
 
@@ -115,7 +119,7 @@ class Stats:
 
     @property
     def in_flight(self) -> int:
-        """Attempts started and not yet ended."""
+        """Attempts started that have not ended yet."""
         return self.started - self.succeeded - self.failed - self.retried - self.cancelled
 
     def on_start(self) -> None:

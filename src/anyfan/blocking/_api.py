@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from .._core._api import gather as async_gather
 from .._core._api import map as async_map
 from .._core._api import stream as async_stream
+from .._core._fan import close_unstarted
 from .._core._options import DEFAULT_CONCURRENCY
-from ._fan import close_unstarted, stream_capacity
+from ._fan import stream_capacity
 from ._loop import Backend, Loop, resolve_loop
 from ._stream import Outcomes
 

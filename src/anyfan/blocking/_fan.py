@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .._core._fan import Fan as AsyncFan
-from .._core._fan import Items
+from .._core._fan import Items, close_unstarted
 from .._core._options import DEFAULT_CONCURRENCY
 from ._loop import Backend, Loop, resolve_loop
 from ._stream import Outcomes
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def close_unstarted(awaitables: Iterable[object]) -> None:
-    """Close coroutines that never ran, so none is reported as never awaited."""
-    for awaitable in awaitables:
-        if inspect.iscoroutine(awaitable) and (
-            inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
-        ):
-            awaitable.close()
 
 
 def stream_capacity(options: Mapping[str, Any], default: int) -> int:
@@ -90,6 +80,15 @@ class Fan:
     def in_flight(self) -> int:
         """Calls running right now, across every thread using this Fan."""
         return self._fan.in_flight
+
+    @property
+    def async_fan(self) -> AsyncFan:
+        """The `anyfan.Fan` doing the work, whose limits (and ``stats``) this Fan shares.
+
+        Await its methods from async code running on `loop` to draw from the
+        same limits as the blocking calls.
+        """
+        return self._fan
 
     @property
     def loop(self) -> Loop:

@@ -1,0 +1,320 @@
+"""``anyfan run REQUESTS.jsonl -o RESULTS.jsonl``: answer a file of requests, exactly once.
+
+The job machinery (resume, torn lines, duplicate ids, the summary) is
+`anyfan.batch`; the sending is `anyfan.cli._sender`. This module reads the
+options, checks them before anything is sent, and reports.
+
+Exit codes: 0 when every line was answered with a 2xx response, 1 when any
+line ended as an error, 2 for a problem with the options or the files (nothing
+is sent), 130 when interrupted (rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+
+from ..batch import BatchError, BatchJob, count_lines, make_progress
+from ..openai._fan import DEFAULT_ATTEMPTS
+from ..transport import CLIENTS, choose_client
+from ._sender import SendSettings, scrub, send_until_signalled
+
+if TYPE_CHECKING:
+    from ..batch import LineProblem, ProgressMode
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+DEFAULT_CONCURRENCY: Final = 100
+DEFAULT_TIMEOUT: Final = 600.0
+#: Sent when a local server is called without a key: local servers ignore it,
+#: and the simulator (like the real API) wants some bearer token.
+PLACEHOLDER_KEY: Final = "sk-anyfan-local-no-key"
+#: Problem lines printed before the rest are only counted.
+SHOWN_PROBLEMS: Final = 20
+EXIT_INTERRUPTED: Final = 130
+_PROGRESS: Final[dict[str, ProgressMode]] = {
+    "auto": "auto",
+    "bar": "bar",
+    "plain": "lines",
+    "off": "off",
+}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``anyfan run``'s options."""
+    parser.add_argument("requests", type=Path, metavar="REQUESTS.jsonl", help="the requests")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="RESULTS.jsonl",
+        help="where the results go (resumed if it exists)",
+    )
+    parser.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"the API to call (default: {DEFAULT_BASE_URL})",
+    )
+    limits = parser.add_argument_group("pace (may change between runs)")
+    limits.add_argument("--rpm", type=_positive_float, metavar="N", help="requests per minute")
+    limits.add_argument("--tpm", type=_positive_float, metavar="N", help="tokens per minute")
+    limits.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"most requests in flight at once (default: {DEFAULT_CONCURRENCY})",
+    )
+    limits.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop (asyncio uses uvloop when installed; default: asyncio)",
+    )
+    limits.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"most time one attempt may take (default: {DEFAULT_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--http-client",
+        choices=CLIENTS,
+        default="auto",
+        help="aiohttp (asyncio only) or httpx2/httpx (default: auto, the fastest installed)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=DEFAULT_ATTEMPTS,
+        metavar="N",
+        help=f"times a request is sent before its error is final (default: {DEFAULT_ATTEMPTS})",
+    )
+    parser.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+        help="environment variable holding the API key (default: OPENAI_API_KEY)",
+    )
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
+        "--restart", action="store_true", help="discard the existing results and start over"
+    )
+    again.add_argument(
+        "--force",
+        action="store_true",
+        help="keep the existing results even though the input or options changed",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=tuple(_PROGRESS),
+        default="auto",
+        help="live bar, plain periodic lines, or none (default: auto, a bar on a terminal)",
+    )
+
+
+def check_base_url(url: str) -> str:
+    """Return ``url`` without a trailing slash if it is an http(s) URL with a host.
+
+    Raises:
+        ValueError: It is not.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--base-url must be an http:// or https:// URL with a host, got {url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"--base-url cannot have a query or a fragment, got {url!r}")
+    return url.rstrip("/")
+
+
+def shown_url(url: str) -> str:
+    """``url`` without any user name or password in it, for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (``localhost``, 127.0.0.0/8 or ``::1``)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ProblemPrinter:
+    """Prints the first few malformed or duplicate lines as they are found; counts the rest."""
+
+    def __init__(self, stream: TextIO, limit: int = SHOWN_PROBLEMS) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.seen = 0
+
+    def __call__(self, problem: LineProblem) -> None:
+        """Report one problem line."""
+        self.seen += 1
+        if self.seen <= self.limit:
+            print(f"anyfan run: {problem.message} (recorded as an error)", file=self.stream)
+
+    def finish(self) -> None:
+        """Say how many problems were not shown."""
+        hidden = self.seen - self.limit
+        if hidden > 0:
+            print(
+                f"anyfan run: ... and {hidden:,} more problem lines (see the results file)",
+                file=self.stream,
+            )
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"anyfan run: error: {message}", file=sys.stderr)
+    return code
+
+
+def _uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def run_on(backend: str, fn: Any, *args: Any) -> Any:
+    """Run ``fn(*args)`` on ``backend`` (asyncio with uvloop where installed)."""
+    if backend == "asyncio" and _uvloop():
+        return anyio.run(fn, *args, backend="asyncio", backend_options={"use_uvloop": True})
+    return anyio.run(fn, *args, backend=backend)
+
+
+def settings_from(args: argparse.Namespace, base_url: str, key: str | None) -> SendSettings:
+    """The `SendSettings` the options describe."""
+    token = key or PLACEHOLDER_KEY
+    return SendSettings(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        concurrency=args.concurrency,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        client=args.http_client,
+        secret=key,
+    )
+
+
+def _limits_text(args: argparse.Namespace) -> str:
+    limits = [
+        f"{value:,.0f} {unit}" for value, unit in ((args.rpm, "RPM"), (args.tpm, "TPM")) if value
+    ]
+    return ", ".join(limits) if limits else "no rate limit"
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``anyfan run``; return the exit code."""
+    try:
+        base_url = check_base_url(args.base_url)
+    except ValueError as exc:
+        return _fail(str(exc))
+    key = os.environ.get(args.api_key_env) or None
+    if key is None and not is_loopback(base_url):
+        return _fail(
+            f"no API key: set the environment variable {args.api_key_env} (or name another "
+            f"one with --api-key-env) to call {shown_url(base_url)}. Only a local server "
+            "(localhost, 127.0.0.1, ::1) may be called without a key."
+        )
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        return _fail("--backend trio needs trio: pip install 'anyfan[trio]'")
+    try:
+        client = choose_client(args.backend, args.http_client)
+    except (ImportError, ValueError) as exc:
+        return _fail(str(exc))
+    settings = settings_from(args, base_url, key)
+    problems = ProblemPrinter(sys.stderr)
+    options = {"base_url": base_url, "max_attempts": args.max_attempts}
+    try:
+        job = BatchJob.open(
+            args.requests,
+            args.output,
+            options,
+            restart=args.restart,
+            force=args.force,
+            on_problem=problems,
+        )
+    except BatchError as exc:
+        return _fail(scrub(str(exc), key))
+    except OSError as exc:
+        return _fail(f"{exc.filename or args.requests}: {exc.strerror or exc}")
+    except ValueError as exc:
+        return _fail(str(exc))
+    interrupted = False
+    try:
+        if job.repaired_bytes:
+            print(
+                f"anyfan run: cut a torn last line ({job.repaired_bytes:,} bytes) off "
+                f"{args.output}; that request is sent again",
+                file=sys.stderr,
+            )
+        if job.resumed:
+            print(
+                f"anyfan run: resuming: {job.counters.already_done:,} lines already answered",
+                file=sys.stderr,
+            )
+        mode = _PROGRESS[args.progress]
+        total = None if mode == "off" else count_lines(args.requests)
+        job.progress = make_progress(mode, total, initial=job.counters.already_done)
+        loop = "asyncio + uvloop" if args.backend == "asyncio" and _uvloop() else args.backend
+        print(
+            f"anyfan run: {shown_url(base_url)} with {client} on {loop}, concurrency "
+            f"{args.concurrency}, {_limits_text(args)}, up to {args.max_attempts} attempts",
+            file=sys.stderr,
+            flush=True,
+        )
+        interrupted = bool(run_on(args.backend, send_until_signalled, job, settings))
+    except KeyboardInterrupt:
+        interrupted = True
+    except OSError as exc:  # writing the results failed (a full disk, say); they stay whole
+        job.close()
+        return _fail(f"{args.output}: {exc.strerror or exc}", 1)
+    finally:
+        job.close()
+    problems.finish()
+    summary = job.summary()
+    print(summary.format(rpm_limit=args.rpm, tpm_limit=args.tpm), flush=True)
+    if interrupted:
+        print(
+            "anyfan run: interrupted; every finished result is in "
+            f"{args.output}: rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return summary.exit_code

@@ -1,0 +1,278 @@
+"""Sending a batch job's requests through a `Fan`, and recording each final outcome.
+
+The hot path is kept lean: each request's body goes out as the bytes it was
+read as, each response body is written to the results as the bytes received,
+and only the ``usage`` numbers are picked out of it, without decoding the
+rest. Retries follow the OpenAI adapter's classification and ``Retry-After``;
+the RPM and TPM limits use its token estimate and follow the provider's
+``x-ratelimit-*`` headers.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.abc
+
+from .._core._fan import Fan
+from .._core._rate import Rate
+from ..batch import DEFAULT_URLS
+from ..openai import RateLimitHeaders, estimate_tokens, openai_retry
+from ..openai._cost import DEFAULT_MAX_TOKENS, max_output_tokens
+from ..transport import HttpResponse, HttpStatusError, open_transport
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .._core._outcome import Outcome
+    from ..batch import BatchJob, BatchRequest
+    from ..transport import ClientName
+
+_REDACTED: Final = "[redacted]"
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    """How a job's requests are sent.
+
+    Attributes:
+        base_url: The API's base URL, such as ``https://api.openai.com/v1``.
+        headers: Sent with every request; they hold the API key, so they are
+            left out of the repr.
+        concurrency: Most requests in flight at once (and connections open).
+        rpm: Requests per minute allowed, or ``None``.
+        tpm: Tokens per minute allowed, or ``None``.
+        max_attempts: Most times a request is sent.
+        timeout: Seconds one attempt may take, or ``None``.
+        client: The HTTP client: ``"auto"``, ``"aiohttp"`` or ``"httpx"``.
+        secret: Text never to be written anywhere (the API key), left out of the repr.
+    """
+
+    base_url: str
+    headers: Mapping[str, str] = field(repr=False)
+    concurrency: int = 100
+    rpm: float | None = None
+    tpm: float | None = None
+    max_attempts: int = 5
+    timeout: float | None = 600.0
+    client: ClientName = "auto"
+    secret: str | None = field(default=None, repr=False)
+
+
+def endpoint_url(base_url: str, path: str) -> str:
+    """Join the base URL and a Batch line's ``url`` (``/v1/...``) without doubling ``/v1``."""
+    base = base_url.rstrip("/")
+    if base.endswith("/v1") and path.startswith("/v1/"):
+        return base + path[3:]
+    return base + path
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced (a no-op without one)."""
+    return text.replace(secret, _REDACTED) if secret else text
+
+
+def number_after(raw: bytes, key: bytes) -> int | None:
+    """The integer value of the last ``"key":`` in a JSON document, read without decoding it.
+
+    Only a key can match: inside a JSON string a quote is escaped, so the
+    quoted key never appears there as it is. ``None`` when absent.
+    """
+    at = raw.rfind(b'"' + key + b'"')
+    if at < 0:
+        return None
+    i = at + len(key) + 2
+    end = len(raw)
+    while i < end and raw[i] in b" \t\r\n:":
+        i += 1
+    start = i
+    while i < end and 48 <= raw[i] <= 57:
+        i += 1
+    return int(raw[start:i]) if i > start else None
+
+
+def writable_as_is(raw: bytes) -> bool:
+    """Whether a body can go into a result line verbatim: one line of UTF-8 holding an object.
+
+    A cheap check of shape, not a full decode; anything else is decoded and
+    re-encoded by the job.
+    """
+    if raw[:1] != b"{" or raw[-1:] != b"}" or b"\n" in raw or b"\r" in raw:
+        return False
+    if raw.isascii():
+        return True
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def request_limits(
+    rpm: float | None, tpm: float | None, default_max_tokens: int = DEFAULT_MAX_TOKENS
+) -> tuple[Rate | None, Rate | None]:
+    """The RPM and TPM rates for batch requests, with the OpenAI adapter's token estimate.
+
+    A request is charged its estimated prompt plus its ``max_tokens`` up front,
+    then settled at the prompt tokens the response reports plus that same
+    output budget, the way the provider charges.
+    """
+
+    def cost(request: BatchRequest) -> float:
+        return estimate_tokens(request.body, default_max_tokens)
+
+    def actual(request: BatchRequest, response: HttpResponse) -> float:
+        prompt = number_after(response.body, b"prompt_tokens")
+        if prompt is None:
+            return cost(request)
+        return prompt + max_output_tokens(request.body, default_max_tokens)
+
+    requests = None if rpm is None else Rate(rpm, per=60)
+    tokens = None if tpm is None else Rate(tpm, per=60, cost=cost, actual=actual)
+    return requests, tokens
+
+
+def header_follower(requests: Rate | None, tokens: Rate | None) -> Callable[[Any], None] | None:
+    """A function feeding a response's ``x-ratelimit-*`` headers to the rates, if any."""
+    if requests is None and tokens is None:
+        return None
+
+    def follow(headers: Any) -> None:
+        seen = RateLimitHeaders.parse(headers)
+        if requests is not None and seen.remaining_requests is not None:
+            requests.observe(seen.remaining_requests, seen.reset_requests)
+        if tokens is not None and seen.remaining_tokens is not None:
+            tokens.observe(seen.remaining_tokens, seen.reset_tokens)
+
+    return follow
+
+
+def error_object(error: BaseException, secret: str | None) -> dict[str, str]:
+    """The ``error`` recorded for a request that ended without a response."""
+    if isinstance(error, TimeoutError):
+        code = "timeout"
+    elif isinstance(error, ConnectionError):
+        code = "connection_error"
+    else:
+        code = "client_error"
+    text = str(error) or type(error).__name__
+    return {"code": code, "message": scrub(f"{type(error).__name__}: {text}", secret)}
+
+
+def record_outcome(
+    job: BatchJob, outcome: Outcome[BatchRequest, HttpResponse], secret: str | None
+) -> None:
+    """Write one request's final outcome to the job's results."""
+    request, error = outcome.item, outcome.error
+    if error is None:
+        response = outcome.value
+        assert response is not None
+    elif isinstance(error, HttpStatusError):
+        response = error.response
+    else:
+        job.record_error(
+            request,
+            error_object(error, secret),
+            attempts=outcome.attempts,
+            latency=outcome.elapsed,
+        )
+        return
+    raw = response.body
+    if writable_as_is(raw):
+        job.record(
+            request,
+            response.status,
+            None,
+            raw=raw,
+            tokens=number_after(raw, b"total_tokens") or 0,
+            attempts=outcome.attempts,
+            latency=outcome.elapsed,
+        )
+    else:
+        job.record(
+            request, response.status, raw, attempts=outcome.attempts, latency=outcome.elapsed
+        )
+
+
+def make_fan(settings: SendSettings) -> tuple[Fan, Rate | None, Rate | None]:
+    """The Fan that paces and retries the job's requests, and its two rates."""
+    requests, tokens = request_limits(settings.rpm, settings.tpm)
+    fan = Fan(
+        settings.concurrency,
+        timeout=settings.timeout,
+        limits=[rate for rate in (requests, tokens) if rate is not None],
+        retry=openai_retry(settings.max_attempts),
+    )
+    return fan, requests, tokens
+
+
+async def send_job(job: BatchJob, settings: SendSettings) -> None:
+    """Send every pending request of ``job`` and record its final outcome."""
+    fan, requests, tokens = make_fan(settings)
+    follow = header_follower(requests, tokens)
+    urls = {path: endpoint_url(settings.base_url, path) for path in DEFAULT_URLS}
+    secret = settings.secret
+    async with open_transport(
+        settings.headers, settings.concurrency, client=settings.client
+    ) as http:
+        post = http.post
+        note_rate_limited = job.note_rate_limited
+
+        async def attempt(request: BatchRequest) -> HttpResponse:
+            response = await post(urls[request.url], request.body_bytes())
+            if follow is not None:
+                follow(response.headers)
+            status = response.status
+            if 200 <= status < 300:
+                return response
+            if status == 429:
+                note_rate_limited()
+            raise HttpStatusError(response)
+
+        async with fan.stream(attempt, job.pending()) as outcomes:
+            async for outcome in outcomes:
+                record_outcome(job, outcome, secret)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+async def send_until_signalled(job: BatchJob, settings: SendSettings) -> bool:
+    """`send_job`, stopped cleanly by SIGINT or SIGTERM; return whether it was.
+
+    On the first signal the requests in flight are cancelled and what has
+    finished is already on disk; a second one interrupts at once.
+    """
+    interrupted = False
+    async with anyio.create_task_group() as tg:
+        if _in_main_thread():
+
+            async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+                nonlocal interrupted
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    task_status.started()
+                    async for _ in signals:
+                        interrupted = True
+                        tg.cancel_scope.cancel()
+                        return
+
+            await tg.start(watch)  # the handlers are in place before any request goes out
+        await send_job(job, settings)
+        tg.cancel_scope.cancel()
+    return interrupted
+
+
+def ideal_seconds(requests: int, tokens: int, rpm: float | None, tpm: float | None) -> float:
+    """The least time the limits allow for ``requests`` costing ``tokens`` (0 without limits)."""
+    least = 0.0
+    if rpm:
+        least = max(least, 60 * requests / rpm)
+    if tpm:
+        least = max(least, 60 * tokens / tpm)
+    return least if math.isfinite(least) else 0.0
