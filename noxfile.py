@@ -32,6 +32,20 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+@nox.parametrize(
+    "sdk",
+    [
+        nox.param("openai[aiohttp]>=3,<4", id="openai3"),  # on httpx2
+        nox.param("openai[aiohttp]>=2,<3", id="openai2"),  # on httpx
+    ],
+)
+def tests_openai(session: nox.Session, sdk: str) -> None:
+    """Run the OpenAI adapter's tests against each major version of the openai SDK."""
+    session.install(".[trio,sim]", sdk, *_groups("test", "test-backends"))
+    session.run("pytest", "tests/openai", *session.posargs)
+
+
+@nox.session
 def tests_minimal(session: nox.Session) -> None:
     """Run the test suite with nothing optional installed: asyncio only, no trio, no uvloop."""
     session.install(".", *_groups("test"))

@@ -271,3 +271,90 @@ unit_draws = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
 
 #: Server-directed delays as ``delay_hint`` functions return them.
 delay_hints = st.none() | st.floats(min_value=-5.0, max_value=500.0, allow_nan=False)
+
+# --- OpenAI adapter (anyfan.openai) ---
+
+_GO_UNIT_SECONDS = {
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ns": 1e-9,
+}
+
+
+@st.composite
+def _go_duration(draw: st.DrawFn) -> tuple[str, float]:
+    units = draw(st.lists(st.sampled_from(sorted(_GO_UNIT_SECONDS)), min_size=1, max_size=4))
+    text, seconds = "", 0.0
+    for unit in units:
+        whole = draw(st.integers(0, 10_000))
+        fraction = draw(st.none() | st.integers(0, 999))
+        number = str(whole) if fraction is None else f"{whole}.{fraction:03d}"
+        text += number + unit
+        seconds += float(number) * _GO_UNIT_SECONDS[unit]
+    return text, seconds
+
+
+#: Go-style durations (``"6m0s"``, ``"1.5ms20ns"``) with the seconds they stand for.
+go_durations = _go_duration()
+
+_prompt_texts = st.text(max_size=60)
+_content_parts = st.lists(
+    st.fixed_dictionaries({"type": st.just("text"), "text": _prompt_texts})
+    | st.fixed_dictionaries(
+        {"type": st.just("image_url"), "image_url": st.just({"url": "https://x/y.png"})}
+    ),
+    max_size=3,
+)
+
+#: Chat completion requests as SDK keyword dicts (and JSON bodies): texts, parts, budgets, n.
+openai_chat_requests = st.fixed_dictionaries(
+    {
+        "model": st.just("gpt-4o-mini"),
+        "messages": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "role": st.sampled_from(["system", "user", "assistant"]),
+                    "content": _prompt_texts | _content_parts,
+                }
+            ),
+            min_size=1,
+            max_size=5,
+        ),
+    },
+    optional={
+        "max_tokens": st.integers(1, 4096),
+        "max_completion_tokens": st.integers(1, 4096),
+        "n": st.integers(1, 4),
+    },
+)
+
+_token_ids = st.lists(st.integers(0, 100_000), min_size=1, max_size=20)
+
+#: Legacy completions requests: a text, texts, token ids or lists of them.
+openai_completion_requests = st.fixed_dictionaries(
+    {
+        "model": st.just("gpt-3.5-turbo-instruct"),
+        "prompt": _prompt_texts
+        | st.lists(_prompt_texts, min_size=1, max_size=4)
+        | _token_ids
+        | st.lists(_token_ids, min_size=1, max_size=3),
+    },
+    optional={"max_tokens": st.integers(1, 512), "n": st.integers(1, 3)},
+)
+
+_input_texts = st.text(min_size=1, max_size=60)
+
+#: Embeddings requests: a text, texts, token ids or lists of them.
+openai_embedding_requests = st.fixed_dictionaries(
+    {
+        "model": st.just("text-embedding-3-small"),
+        "input": _input_texts
+        | st.lists(_input_texts, min_size=1, max_size=4)
+        | _token_ids
+        | st.lists(_token_ids, min_size=1, max_size=3),
+    }
+)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
-import runpy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,56 +16,107 @@ import anyfan
 from anyfan import cli
 from anyfan.cli import _demo
 
-ROW = re.compile(r"^(?P<label>.+?)\s+(?P<wall>\d+\.\d\d) s\s+(?P<ideal>\d+\.\d\d) s\s+\d+\.\dx$")
+ROW = re.compile(r"^(?P<label>.+?)\s+(?P<wall>\d+\.\d\d) s\s+\d+\.\dx$")
+HAS_SIM = bool(importlib.util.find_spec("uvicorn") and importlib.util.find_spec("httptools"))
+needs_sim = pytest.mark.skipif(not HAS_SIM, reason="needs the sim extra")
 
 
 def _table_rows(output: str) -> list[str]:
     return [m["label"] for line in output.splitlines() if (m := ROW.match(line))]
 
 
-def test_quick_demo_prints_one_row_per_way_and_agrees(capsys: pytest.CaptureFixture[str]) -> None:
+def _expected_labels(concurrency: int) -> list[str]:
+    labels = [
+        "sequential: one blocking call after another",
+        f"anyfan.map on asyncio (built-in HTTP client), concurrency {concurrency}",
+    ]
+    httpx = next((m for m in ("httpx2", "httpx") if importlib.util.find_spec(m)), None)
+    if importlib.util.find_spec("trio") and httpx:
+        labels.append(f"anyfan.map on trio ({httpx}), concurrency {concurrency}")
+    labels.append(f"anyfan.blocking.map, blocking calls in threads, concurrency {concurrency}")
+    labels.append(f"anyfan run's path (the batch CLI), concurrency {concurrency}")
+    return labels
+
+
+@needs_sim
+def test_quick_demo_replays_the_story_on_the_simulator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert cli.main(["demo", "--quick", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     labels = _table_rows(out)
-    expected = [
-        "sequential: one await after another",
-        "anyfan.map, concurrency 32, asyncio",
-    ]
-    if importlib.util.find_spec("uvloop"):
-        expected.append("anyfan.map, concurrency 32, asyncio + uvloop")
-    if importlib.util.find_spec("trio"):
-        expected.append("anyfan.map, concurrency 32, trio")
-    expected.append("anyfan.map, concurrency 32, blocking function in threads")
-    assert labels == expected
-    assert "8 prompts" in out
+    assert labels == _expected_labels(32)
+    assert "8 chat prompts to an OpenAI-compatible simulator at\nhttp://127.0.0.1:" in out
     assert "(seed 3)" in out
-    assert f"All {len(expected)} runs returned the same 8 answers, in input order." in out
+    assert f"All {len(labels)} ways returned the same 8 replies, in input order." in out
+    burst = re.search(r"no limit \(asyncio.gather style\): (\d+) x 429, (\d+) answered", out)
+    assert burst is not None
+    assert int(burst[1]) + int(burst[2]) == _demo.QUICK.burst
+    assert f"anyfan run --rpm {_demo.QUICK.rpm}: 0 x 429, {_demo.QUICK.burst} answered" in out
 
 
-def test_concurrency_option_reaches_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+def _no_rate_limit_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_demo, "rate_limit_story", lambda *args: True)
+
+
+@needs_sim
+def test_concurrency_option_reaches_the_table(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_rate_limit_part(monkeypatch)
     assert cli.main(["demo", "--quick", "--concurrency", "2"]) == 0
     labels = _table_rows(capsys.readouterr().out)
-    assert all("concurrency 2," in label for label in labels[1:])
+    assert labels == _expected_labels(2)
 
 
+@needs_sim
 def test_missing_trio_is_explained(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_demo, "_installed", lambda module: False)
+    _no_rate_limit_part(monkeypatch)
+    real = _demo._installed
+    monkeypatch.setattr(_demo, "_installed", lambda module: module != "trio" and real(module))
     assert cli.main(["demo", "--quick"]) == 0
     out = capsys.readouterr().out
-    assert not any("trio" in label or "uvloop" in label for label in _table_rows(out))
-    assert "pip install 'anyfan[trio]'" in out
+    assert not [label for label in _table_rows(out) if "trio" in label]
+    assert "pip install 'anyfan[trio]' httpx" in out
 
 
-def test_wrong_answers_fail_the_demo(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_missing_simulator_is_explained(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_demo.StandIn, "ask_blocking", lambda self, prompt: "nonsense")
+    monkeypatch.setattr(_demo, "_installed", lambda module: module != "uvicorn")
+    assert cli.main(["demo", "--quick"]) == 2
+    assert "pip install 'anyfan[sim]'" in capsys.readouterr().out
+
+
+@needs_sim
+def test_wrong_answers_fail_the_demo(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_rate_limit_part(monkeypatch)
+    monkeypatch.setattr(_demo, "_blocking", lambda url, prompts, n: ["nonsense"] * len(prompts))
     assert cli.main(["demo", "--quick"]) == 1
     out = capsys.readouterr().out
-    assert "FAILED: answers missing or out of order in: " in out
-    assert "blocking function in threads" in out.splitlines()[-1]
+    assert "FAILED: replies missing or out of order in: " in out
+    assert "blocking calls in threads" in out.splitlines()[-1]
+
+
+@needs_sim
+def test_a_429_in_the_paced_run_fails_the_demo(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = _demo.batch_path
+
+    def one_refusal(*args: Any, **kwargs: Any) -> tuple[list[str], int]:
+        answers, _ = real(*args, **kwargs)
+        return answers, 1 if kwargs.get("rpm") else 0
+
+    monkeypatch.setattr(_demo, "batch_path", one_refusal)
+    assert cli.main(["demo", "--quick"]) == 1
+    out = capsys.readouterr().out
+    assert f"anyfan run --rpm {_demo.QUICK.rpm}: 1 x 429" in out
+    assert out.splitlines()[-1] == "FAILED: the paced run drew a 429 or lost a request"
 
 
 @pytest.mark.parametrize("value", ["0", "-3"])
@@ -76,25 +127,14 @@ def test_non_positive_counts_are_rejected(value: str, capsys: pytest.CaptureFixt
     assert f"must be at least 1, got {value}" in capsys.readouterr().err
 
 
-def test_installed_tells_missing_modules() -> None:
-    assert _demo._installed("anyfan")
-    assert not _demo._installed("anyfan_no_such_module")
-
-
-def test_ideal_is_list_scheduling_in_input_order() -> None:
-    assert _demo.ideal_seconds([3.0, 1.0, 1.0, 1.0], 2) == 3.0
-    assert _demo.ideal_seconds([1.0, 2.0, 3.0], 1) == 6.0
-    assert _demo.ideal_seconds([1.0, 2.0], 8) == 2.0
-    assert _demo.ideal_seconds([], 4) == 0.0
-
-
-def test_stand_in_is_reproducible_for_a_seed() -> None:
+def test_prompts_and_replies() -> None:
     prompts = _demo.make_prompts(20)
     assert len(set(prompts)) == 20
-    first = _demo.StandIn.seeded(prompts, seed=5)
-    assert first == _demo.StandIn.seeded(prompts, seed=5)
-    assert first != _demo.StandIn.seeded(prompts, seed=6)
-    assert all(0.2 <= delay <= 0.5 for delay in first.latency.values())
+    assert prompts[0] == "#1: Tell me a joke about cats."
+    body = {"choices": [{"message": {"content": " hi "}}]}
+    assert _demo.reply_of(body) == "hi"
+    assert _demo.reply_of(b'{"choices": [{"message": {"content": "yo"}}]}') == "yo"
+    assert _demo.request_body("x")["messages"] == [{"role": "user", "content": "x"}]
 
 
 def test_help_lists_only_commands_whose_modules_exist(
@@ -106,6 +146,7 @@ def test_help_lists_only_commands_whose_modules_exist(
     assert exc_info.value.code == 0
     out = capsys.readouterr().out
     assert "demo" in out
+    assert "run" in out
     assert "nope" not in out
     assert set(cli.available_commands()) <= set(cli.COMMANDS) - {"nope"}
 
@@ -142,16 +183,14 @@ def test_main_module_exposes_the_console_script_entry_point() -> None:
     assert module.main is cli.main
 
 
-def test_python_dash_m_runs_the_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # runpy warns when the module it runs as __main__ was imported before.
-    monkeypatch.delitem(sys.modules, "anyfan.__main__", raising=False)
-    monkeypatch.setattr(sys, "argv", ["anyfan", "demo", "--quick"])
-    with pytest.raises(SystemExit) as exc_info:
-        runpy.run_module("anyfan", run_name="__main__")
-    assert exc_info.value.code == 0
-    assert "in input order" in capsys.readouterr().out
+def test_python_dash_m_runs_the_cli() -> None:
+    # A child process: pytest's assertion rewriter claims anyfan's modules (the package
+    # ships a pytest plugin), and runpy cannot run a module through that loader.
+    done = subprocess.run(
+        [sys.executable, "-m", "anyfan", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"anyfan {anyfan.__version__}"
 
 
 def test_readme_has_two_set_up_commands_and_ci_runs_the_second_verbatim() -> None:

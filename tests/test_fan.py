@@ -22,6 +22,15 @@ def test_repr_and_properties() -> None:
     assert fan.in_flight == 0
 
 
+def test_repr_shows_limits_and_retry_when_set() -> None:
+    fan = Fan(2, limits=[anyfan.Rate(60, per=60)], retry=anyfan.Retry(attempts=2))
+    text = repr(fan)
+    assert text.startswith(
+        "Fan(concurrency=2, timeout=None, errors='raise', limits=[Rate(60, per=60)]"
+    )
+    assert ", retry=Retry(attempts=2," in text
+
+
 async def test_in_flight_counts_calls_across_uses() -> None:
     fan = Fan(5)
     seen: list[int] = []

@@ -104,11 +104,17 @@ def test_unit_calls_are_spaced_evenly_after_the_burst() -> None:
     starts = [gcra.reserve(1, 0.0).start for _ in range(6)]
     assert starts[:2] == [0.0, 0.0]
     gaps = [b - a for a, b in itertools.pairwise(starts[1:])]
-    assert gaps == pytest.approx([0.05] * 4)
+    assert gaps == pytest.approx([gcra.interval] * 4)
+
+
+def test_the_pace_is_the_rate_or_the_guarded_slice_if_slower() -> None:
+    assert Gcra(20, 1).interval == pytest.approx((SLICE + GUARD) / 20)  # 99.5% of 20/s
+    assert Gcra(90, 60).interval == pytest.approx(60 / 90)  # 2 per slice is plenty
+    assert Gcra(10, 1, burst=20).interval == pytest.approx(0.1)  # a wide slice
 
 
 def test_level_counts_undrained_units() -> None:
-    gcra = Gcra(10, 1, burst=5)
+    gcra = Gcra(10, 1, burst=20)
     assert gcra.level(0.0) == 0
     gcra.reserve(3, 0.0)
     assert gcra.level(0.0) == pytest.approx(3)
@@ -193,8 +199,8 @@ def test_an_oversized_call_waits_for_an_empty_bucket_and_slice() -> None:
     big = gcra.reserve(150, 0.0)
     assert big.start == pytest.approx(1.0 + GUARD)  # the 60 must leave the slice first
     after = gcra.reserve(1, big.start)
-    # The 150 drains at 100/s; the next unit needs only 4 units of room (burst 5).
-    assert after.start == pytest.approx(big.start + 1.5 - 0.04)
+    # The 150 drains at the pace; the next unit needs only 4 units of room (burst 5).
+    assert after.start == pytest.approx(big.start + (150 - 4) * gcra.interval)
 
 
 # -- order ----------------------------------------------------------------------
@@ -319,11 +325,13 @@ def test_refunds_free_room_in_the_slice() -> None:
 
 
 def test_lowering_the_limit_slows_queued_work_at_once() -> None:
-    gcra = Gcra(10, 1, burst=1)
-    gcra.reserve(1, 0.0)
-    assert gcra.earliest(1, 0.0) == pytest.approx(0.1)
-    gcra.configure(5, 1, 1, 0.0)
-    assert gcra.earliest(1, 0.0) == pytest.approx(0.2)
+    gcra = Gcra(100, 1, burst=10)
+    gcra.reserve(10, 0.0)  # full: the next unit is due in one unit's time
+    assert gcra.earliest(1, 0.0) == pytest.approx(gcra.interval)
+    before = gcra.interval
+    gcra.configure(50, 1, 10, 0.0)
+    assert gcra.interval == pytest.approx(2 * before)
+    assert gcra.earliest(1, 0.0) == pytest.approx(gcra.interval)
     gcra.configure(5, 1, None, 0.0)
     assert gcra.burst == default_burst(5)
 
@@ -331,11 +339,16 @@ def test_lowering_the_limit_slows_queued_work_at_once() -> None:
 def test_raising_the_limit_speeds_queued_work_at_once() -> None:
     gcra = Gcra(1, 1, burst=1)
     first = gcra.reserve(1, 0.0)
-    queued = gcra.reserve(1, 0.0)  # a future reservation, at 1 s
-    gcra.configure(10, 1, 1, 0.0)
-    assert gcra.earliest(1, 0.0) == pytest.approx(1.0 + GUARD)  # after the queued one
-    assert (queued.seg_start, queued.seg_end) == pytest.approx((0.1002, 0.2002))
-    assert first.seg_end == pytest.approx(0.1)
+    queued = gcra.reserve(1, 0.0)  # a future reservation, about 1 s on
+    span = gcra.interval  # one unit's stretch of the queue, about 1 s
+    assert (first.seg_end, queued.seg_start, queued.seg_end) == pytest.approx(
+        (span, span, 2 * span)
+    )
+    gcra.configure(10, 1, 10, 0.0)  # ten times the pace
+    assert gcra.interval == pytest.approx(span / 10)
+    assert gcra.earliest(1, 0.0) == pytest.approx(queued.start)  # still after the queued one
+    assert (queued.seg_start, queued.seg_end) == pytest.approx((span / 10, 2 * span / 10))
+    assert first.seg_end == pytest.approx(span / 10)
 
 
 def test_configure_with_the_same_rate_keeps_everything() -> None:

@@ -481,6 +481,28 @@ class TestTimed:
             await anyfan.map(Probe(), [Job(0, fails=True), Job(1, steps=10)], deadline=30)
 
 
+async def test_timeout_of_a_sync_call_that_overruns_in_its_thread() -> None:
+    # A thread cannot be interrupted: the call is waited for, then its late result dropped.
+    # Real clocks only: a MockClock would autojump while the (untracked) threads run.
+    release = threading.Event()
+
+    def call(i: int) -> int:
+        if i == 1:
+            release.wait(30)  # a hang guard only: the test sets it
+        return i
+
+    async def release_after_the_timeout() -> None:
+        await anyio.sleep(0.1)  # twice the timeout, so it has certainly expired
+        release.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(release_after_the_timeout)
+        results = await anyfan.map(call, [1], timeout=0.05, errors="return")
+    assert type(results[0]) is TimeoutError
+    assert "timeout of 0.05s" in str(results[0])
+    assert await anyfan.map(call, [0, 2], timeout=30) == [0, 2]  # in time: kept
+
+
 @pytest.mark.parametrize("anyio_backend", trio_mock_clock())
 async def test_deadline_with_exact_clock() -> None:
     async def call(seconds: int) -> int:

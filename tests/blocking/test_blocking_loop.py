@@ -157,19 +157,41 @@ def test_close_while_starting_fails_the_waiting_calls(
 
 def test_a_call_cancelled_before_it_starts_never_runs(facade_loop: Loop) -> None:
     ran = threading.Event()
+    loop_held, release_loop = threading.Event(), threading.Event()
 
     async def mark() -> None:
         ran.set()
-        await anyio.sleep(0)
 
-    facade_loop.call(echo, 0)  # running, so the job is posted rather than backlogged
-    job = facade_loop.submit(mark)
+    async def hold_the_loop() -> None:
+        loop_held.set()
+        release_loop.wait(10)  # blocks the loop thread on purpose
+
+    holder = facade_loop.submit(hold_the_loop)
+    assert loop_held.wait(10)
+    job = facade_loop.submit(mark)  # both the start and the cancel queue up behind the holder
     job.cancel()
+    release_loop.set()
     with pytest.raises(RuntimeError, match="cancelled by its caller"):
         job.wait()
+    holder.wait()
+    assert not ran.is_set()
     assert job.done
     job.cancel()  # finished: nothing to do
     assert isinstance(job.error, RuntimeError)
+
+
+def test_a_call_cancelled_while_it_runs_is_stopped(facade_loop: Loop) -> None:
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    job = facade_loop.submit(forever)
+    assert started.wait(10)
+    job.cancel()
+    with pytest.raises(RuntimeError, match="cancelled by its caller"):
+        job.wait()
 
 
 def test_waiting_with_a_timeout_reports_whether_the_job_finished(facade_loop: Loop) -> None:

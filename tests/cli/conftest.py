@@ -1,22 +1,20 @@
-"""Fixtures of the ``anyfan run`` tests: a simulator, request files, and running the command."""
+"""Fixtures of the ``anyfan run`` tests: a simulator, and running the command in-process."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import functools
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from run_helpers import SECRET, Ran
 
 from anyfan import cli
+from anyfan.cli import _sender
+from anyfan.openai import openai_retry
 from anyfan.sim import Faults, Latency, Limits, Simulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
-
-#: A key no one would type by chance: tests grep every output for it.
-SECRET = "sk-test-DO-NOT-LEAK-8c1f2e7a9b"
 
 
 @pytest.fixture(scope="module")
@@ -36,53 +34,17 @@ def sim(sim_server: Simulator) -> Simulator:
     return sim_server
 
 
-def chat(n: int, **extra: Any) -> dict[str, Any]:
-    """A small chat request body, distinct for each ``n``."""
-    return {
-        "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": f"Question number {n}?"}],
-        "max_tokens": 20,
-        **extra,
-    }
-
-
-def batch_line(custom_id: str, body: dict[str, Any], url: str = "/v1/chat/completions") -> str:
-    """One request in the OpenAI Batch API shape."""
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": url, "body": body})
-
-
-def write_requests(path: Path, lines: list[str]) -> Path:
-    """Write ``lines`` as a JSONL file."""
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def plain_requests(path: Path, count: int) -> Path:
-    """``count`` requests, alternately Batch-shaped and bare bodies."""
-    lines = [batch_line(f"q{n}", chat(n)) if n % 2 else json.dumps(chat(n)) for n in range(count)]
-    return write_requests(path, lines)
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """The result lines, decoded (every line must be whole JSON)."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-@dataclass
-class Ran:
-    """What one in-process ``anyfan run`` did."""
-
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
-def run_cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Any:
-    """Run ``anyfan run ARGS`` in this process, with the test key set; return a `Ran`."""
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run ``anyfan run ARGS`` in this process, with the test key set; return a `Ran`.
+
+    Backoff between retries is cut to milliseconds (server-directed waits are
+    kept): the tests check what is retried, not how long it waits.
+    """
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setattr(
+        _sender, "openai_retry", functools.partial(openai_retry, backoff=0.002, max_backoff=0.01)
+    )
 
     def run(*args: object) -> Ran:
         capsys.readouterr()

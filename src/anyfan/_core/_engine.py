@@ -79,6 +79,18 @@ def as_async(fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[An
     return call_in_thread
 
 
+def is_cancellation(exc: BaseException, cancelled: type[BaseException]) -> bool:
+    """Whether ``exc`` is the cancellation, bare or grouped.
+
+    Under trio, a nursery inside ``fn`` (httpcore opens one to connect) passes
+    the cancellation on wrapped in a `BaseExceptionGroup`; it is still the
+    run's own cancellation, not a fatal error.
+    """
+    if isinstance(exc, cancelled):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.split(cancelled)[1] is None
+
+
 class Run(Generic[T, R]):
     """One fan-out over ``items``: pull lazily, call, and hand each result on.
 
@@ -289,6 +301,8 @@ class Run(Generic[T, R]):
                 except cancelled:
                     raise
                 except BaseException as exc:
+                    if is_cancellation(exc, cancelled):
+                        raise
                     self._abort(exc)
                     return
                 try:

@@ -186,8 +186,18 @@ class Line:
 
 
 def native_clock(loop: object) -> Clock:
-    """Return the clock function of the event loop ``loop`` (as `loop_token` returns it)."""
+    """Return the clock function of the event loop ``loop`` (as `loop_token` returns it).
+
+    asyncio's own loops and uvloop tell time by `time.monotonic`; uvloop's
+    ``loop.time()`` reads it only once per loop iteration, to the millisecond,
+    so admissions stamped with it could be a few milliseconds early. Reading
+    `time.monotonic` directly is exact, and agrees with the loop's timers.
+    """
     if isinstance(loop, asyncio.AbstractEventLoop):
+        if type(loop).time is asyncio.BaseEventLoop.time or type(loop).__module__.startswith(
+            "uvloop"
+        ):
+            return time.monotonic
         return loop.time
     import trio  # the only other backend anyio runs on
 

@@ -20,7 +20,9 @@ Two rules decide when a call of ``cost`` units may start:
 
 The default burst is a few hundredths of a second of the rate: enough to
 absorb the lateness of real timers, so sustained throughput stays at the
-limit, and far below the one-second slice.
+limit, and far below the one-second slice. Where the slice would be the
+tighter rule (its guard makes it pass one second's share per ``SLICE +
+GUARD`` seconds), the bucket drains at that pace instead, 99.5% of the rate.
 
 Refunds follow the bucket as a FIFO queue of work: a call that used less than
 it was charged gives back the part of its charge that has not yet drained, and
@@ -39,7 +41,7 @@ SLICE: Final = 1.0
 
 #: Extra seconds a call stays in the slice, so that the few milliseconds between
 #: admission and the request reaching the provider cannot crowd two slices into one.
-GUARD: Final = 0.002
+GUARD: Final = 0.005
 
 _SPAN: Final = SLICE + GUARD
 
@@ -130,12 +132,15 @@ class Gcra:
     def _set(self, limit: float, per: float, burst: float | None) -> None:
         self._limit = float(limit)
         self._per = float(per)
-        self._interval = self._per / self._limit
         rate = self._limit / self._per
         self._explicit_burst = burst
         self._burst = default_burst(rate) if burst is None else float(burst)
         # Rounded up to whole units, as providers count: 90/min is 2 in some seconds.
         self._cap = max(math.ceil(rate * SLICE), self._burst)
+        # The bucket drains no faster than the slice (with its guard) can pass work,
+        # so that it, not the slice, sets the pace: the bucket forgives a late
+        # timer, while a full slice would pass the lateness on to every later call.
+        self._interval = max(self._per / self._limit, _SPAN / self._cap)
 
     # -- reading -------------------------------------------------------------
 
@@ -153,6 +158,11 @@ class Gcra:
     def rate(self) -> float:
         """Units per second."""
         return self._limit / self._per
+
+    @property
+    def interval(self) -> float:
+        """Seconds of bucket each unit takes: ``per / limit``, or the slice's pace if slower."""
+        return self._interval
 
     @property
     def burst(self) -> float:

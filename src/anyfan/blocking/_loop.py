@@ -183,14 +183,16 @@ class Job(Generic[R]):
 
     async def run(self) -> None:
         """Run the call on the loop (called as a task there)."""
-        assert self._fn is not None
-        fn, args, kwargs = self._fn, self._args, self._kwargs
         loop = self._loop
         try:
+            if self._cancel_requested:
+                # Cancelled before it started: do not start it at all.
+                self.finish(None, RuntimeError("the call was cancelled by its caller"))
+                return
+            assert self._fn is not None
+            fn, args, kwargs = self._fn, self._args, self._kwargs
             with anyio.CancelScope() as scope:
                 self._scope = scope
-                if self._cancel_requested:
-                    scope.cancel()
                 value = await fn(*args, **kwargs)
             if scope.cancelled_caught:
                 self.finish(None, RuntimeError("the call was cancelled by its caller"))

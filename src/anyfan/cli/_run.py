@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from ..batch import BatchError, BatchJob, count_lines, make_progress
+from ..batch import DEFAULT_URL, DEFAULT_URLS, BatchError, BatchJob, count_lines, make_progress
 from ..openai._fan import DEFAULT_ATTEMPTS
 from ..transport import CLIENTS, choose_client
 from ._sender import SendSettings, scrub, send_until_signalled
@@ -81,6 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=f"the API to call (default: {DEFAULT_BASE_URL})",
     )
+    parser.add_argument(
+        "--endpoint",
+        choices=sorted(DEFAULT_URLS),
+        default=DEFAULT_URL,
+        metavar="PATH",
+        help=f"where bare request bodies are posted (default: {DEFAULT_URL}); "
+        "Batch-shaped lines name their own",
+    )
     limits = parser.add_argument_group("pace (may change between runs)")
     limits.add_argument("--rpm", type=_positive_float, metavar="N", help="requests per minute")
     limits.add_argument("--tpm", type=_positive_float, metavar="N", help="tokens per minute")
@@ -108,7 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--http-client",
         choices=CLIENTS,
         default="auto",
-        help="aiohttp (asyncio only) or httpx2/httpx (default: auto, the fastest installed)",
+        help="builtin or aiohttp (asyncio only), or httpx2/httpx (default: auto: builtin on "
+        "asyncio, httpx2 or httpx on trio)",
     )
     parser.add_argument(
         "--max-attempts",
@@ -232,6 +241,10 @@ def settings_from(args: argparse.Namespace, base_url: str, key: str | None) -> S
     )
 
 
+def _shown_client(name: str) -> str:
+    return "the built-in HTTP client" if name == "builtin" else name
+
+
 def _limits_text(args: argparse.Namespace) -> str:
     limits = [
         f"{value:,.0f} {unit}" for value, unit in ((args.rpm, "RPM"), (args.tpm, "TPM")) if value
@@ -259,7 +272,7 @@ def main(args: argparse.Namespace) -> int:
     except (ImportError, ValueError) as exc:
         return _fail(str(exc))
     settings = settings_from(args, base_url, key)
-    problems = ProblemPrinter(sys.stderr)
+    problems = ProblemPrinter(sys.stderr, SHOWN_PROBLEMS)
     options = {"base_url": base_url, "max_attempts": args.max_attempts}
     try:
         job = BatchJob.open(
@@ -268,6 +281,7 @@ def main(args: argparse.Namespace) -> int:
             options,
             restart=args.restart,
             force=args.force,
+            default_url=args.endpoint,
             on_problem=problems,
         )
     except BatchError as exc:
@@ -294,8 +308,9 @@ def main(args: argparse.Namespace) -> int:
         job.progress = make_progress(mode, total, initial=job.counters.already_done)
         loop = "asyncio + uvloop" if args.backend == "asyncio" and _uvloop() else args.backend
         print(
-            f"anyfan run: {shown_url(base_url)} with {client} on {loop}, concurrency "
-            f"{args.concurrency}, {_limits_text(args)}, up to {args.max_attempts} attempts",
+            f"anyfan run: {shown_url(base_url)} with {_shown_client(client)} on {loop}, "
+            f"concurrency {args.concurrency}, {_limits_text(args)}, "
+            f"up to {args.max_attempts} attempts",
             file=sys.stderr,
             flush=True,
         )

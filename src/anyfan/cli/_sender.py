@@ -10,7 +10,6 @@ the RPM and TPM limits use its token estimate and follow the provider's
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -199,27 +198,33 @@ def record_outcome(
         )
 
 
-def make_fan(settings: SendSettings) -> tuple[Fan, Rate | None, Rate | None]:
-    """The Fan that paces and retries the job's requests, and its two rates."""
+def make_fan(settings: SendSettings, *, timed: bool = True) -> tuple[Fan, Rate | None, Rate | None]:
+    """The Fan that paces and retries the job's requests, and its two rates.
+
+    ``timed=False`` leaves the timeout to the transport.
+    """
     requests, tokens = request_limits(settings.rpm, settings.tpm)
     fan = Fan(
         settings.concurrency,
-        timeout=settings.timeout,
+        timeout=settings.timeout if timed else None,
         limits=[rate for rate in (requests, tokens) if rate is not None],
-        retry=openai_retry(settings.max_attempts),
+        # No retry budget: in a batch job a request failed for good stays failed on a
+        # rerun, so an outage must not turn retries into final errors. Backoff, the
+        # shared pause on Retry-After and max_attempts bound the load instead.
+        retry=openai_retry(settings.max_attempts, budget=None),
     )
     return fan, requests, tokens
 
 
 async def send_job(job: BatchJob, settings: SendSettings) -> None:
     """Send every pending request of ``job`` and record its final outcome."""
-    fan, requests, tokens = make_fan(settings)
-    follow = header_follower(requests, tokens)
     urls = {path: endpoint_url(settings.base_url, path) for path in DEFAULT_URLS}
     secret = settings.secret
     async with open_transport(
-        settings.headers, settings.concurrency, client=settings.client
+        settings.headers, settings.concurrency, client=settings.client, timeout=settings.timeout
     ) as http:
+        fan, requests, tokens = make_fan(settings, timed=not http.handles_timeout)
+        follow = header_follower(requests, tokens)
         post = http.post
         note_rate_limited = job.note_rate_limited
 
@@ -250,6 +255,7 @@ async def send_until_signalled(job: BatchJob, settings: SendSettings) -> bool:
     finished is already on disk; a second one interrupts at once.
     """
     interrupted = False
+    failure: Exception | None = None
     async with anyio.create_task_group() as tg:
         if _in_main_thread():
 
@@ -263,16 +269,11 @@ async def send_until_signalled(job: BatchJob, settings: SendSettings) -> bool:
                         return
 
             await tg.start(watch)  # the handlers are in place before any request goes out
-        await send_job(job, settings)
+        try:
+            await send_job(job, settings)
+        except Exception as exc:  # re-raised as it is, not inside an ExceptionGroup
+            failure = exc
         tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     return interrupted
-
-
-def ideal_seconds(requests: int, tokens: int, rpm: float | None, tpm: float | None) -> float:
-    """The least time the limits allow for ``requests`` costing ``tokens`` (0 without limits)."""
-    least = 0.0
-    if rpm:
-        least = max(least, 60 * requests / rpm)
-    if tpm:
-        least = max(least, 60 * tokens / tpm)
-    return least if math.isfinite(least) else 0.0

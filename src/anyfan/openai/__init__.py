@@ -1,19 +1,20 @@
 """First-class support for OpenAI and OpenAI-compatible APIs.
 
-`fan` builds a correctly configured `anyfan.Fan` in one line; the helpers
-below it are the pieces it is made of, for those who build their own. The
-openai package is not needed to import this module: exceptions and responses
-are recognised by shape.
+`fan` builds a correctly configured `anyfan.Fan` in one line (`blocking_fan`
+its twin for sync code); the helpers below it are the pieces it is made of,
+for those who build their own. The openai package is not needed to import
+this module: exceptions and responses are recognised by shape.
 """
 
 from ._classify import Verdict, classify_exception, classify_response, delay_hint, is_retryable
 from ._cost import estimate_tokens, prompt_tokens
-from ._fan import fan, follow_headers, openai_retry, request_limits
+from ._fan import blocking_fan, fan, follow_headers, openai_retry, request_limits
 from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 
 __all__ = [
     "RateLimitHeaders",
     "Verdict",
+    "blocking_fan",
     "classify_exception",
     "classify_response",
     "delay_hint",

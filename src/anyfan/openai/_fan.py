@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
+import weakref
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from .._core._fan import Fan
 from .._core._rate import Rate
 from .._core._retry import Retry
+from ..blocking import Fan as BlockingFan
 from ._classify import delay_hint, is_retryable
-from ._cost import DEFAULT_MAX_TOKENS, charged_tokens, estimate_tokens, usage_of
-from ._headers import RateLimitHeaders
+from ._cost import DEFAULT_MAX_TOKENS, charged_tokens, estimate_tokens, usage_of, warm_up
+from ._headers import count, header, parse_go_duration
 
 log = logging.getLogger("anyfan.openai")
 
@@ -20,20 +23,60 @@ log = logging.getLogger("anyfan.openai")
 #: because anyfan's retries are budgeted and paced, not blind.
 DEFAULT_ATTEMPTS = 5
 
+Charge = Literal["reserved", "usage"]
+
+
+def _check_limit(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+    return float(value)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
 
 def request_limits(
     *,
     rpm: float | None = None,
     tpm: float | None = None,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
-    charge: Literal["reserved", "usage"] = "reserved",
+    charge: Charge = "reserved",
 ) -> tuple[Rate | None, Rate | None]:
     """The RPM and TPM `Rate` objects for requests given as keyword dicts.
 
+    The TPM rate charges each request its `estimate_tokens` up front and
+    settles it from the response's ``usage`` once it returns.
     ``charge="reserved"`` (OpenAI's rule) settles a call at its reported prompt
-    tokens plus the ``max_tokens`` it reserved; ``"usage"`` settles at the
+    tokens plus the output budget it reserved; ``"usage"`` settles at the
     tokens really used, for providers that bill only what was generated.
+
+    Args:
+        rpm: Requests per minute, or ``None`` for no request limit.
+        tpm: Tokens per minute, or ``None`` for no token limit.
+        default_max_tokens: Output budget of a chat request that sets no ``max_tokens``.
+        charge: How a finished call is charged: ``"reserved"`` or ``"usage"``.
+
+    Returns:
+        ``(requests, tokens)``: each a `Rate`, or ``None`` where no limit was given.
+
+    Raises:
+        ValueError: If a limit is not a positive number, ``default_max_tokens``
+            is not a non-negative int, or ``charge`` is unknown.
     """
+    requests_per_minute = _check_limit(rpm, "rpm")
+    tokens_per_minute = _check_limit(tpm, "tpm")
+    if not _is_count(default_max_tokens):
+        raise ValueError(
+            f"default_max_tokens must be a non-negative int, got {default_max_tokens!r}"
+        )
     if charge not in ("reserved", "usage"):
         raise ValueError(f"charge must be 'reserved' or 'usage', got {charge!r}")
 
@@ -51,16 +94,65 @@ def request_limits(
                 return charged
         return cost(request)
 
-    requests = None if rpm is None else Rate(rpm, per=60)
-    tokens = None if tpm is None else Rate(tpm, per=60, cost=cost, actual=actual)
+    requests = None if requests_per_minute is None else Rate(requests_per_minute, per=60)
+    tokens = None
+    if tokens_per_minute is not None:
+        warm_up()  # tiktoken's encoding loads here, not in the first call's event loop
+        tokens = Rate(tokens_per_minute, per=60, cost=cost, actual=actual)
     return requests, tokens
 
 
 def openai_retry(attempts: int = DEFAULT_ATTEMPTS, **options: Any) -> Retry:
-    """A `Retry` with OpenAI's retry classification and Retry-After handling."""
+    """A `Retry` with OpenAI's retry classification and Retry-After handling.
+
+    Retried: 408, 409, 429 rate limits, 5xx, connection errors and timeouts.
+    Never: ``insufficient_quota``, requests too large for the limit, other
+    4xx. The delay the server asks for (``retry-after-ms``, ``retry-after``)
+    is honoured and pauses new starts on the whole Fan.
+
+    Args:
+        attempts: Most attempts per request, the first included.
+        **options: Any other option of `anyfan.Retry` (``backoff``, ``budget``, ...).
+    """
     options.setdefault("retry_on", is_retryable)
     options.setdefault("delay_hint", delay_hint)
     return Retry(attempts, **options)
+
+
+def _policy(retry: Retry | Literal["default"] | None) -> Retry | None:
+    if retry == "default":
+        return openai_retry()
+    if retry is None or isinstance(retry, Retry):
+        return retry
+    raise TypeError(f"retry must be an anyfan.Retry, 'default' or None, got {retry!r}")
+
+
+def _configure(
+    client: Any,
+    *,
+    rpm: float | None,
+    tpm: float | None,
+    retry: Retry | Literal["default"] | None,
+    default_max_tokens: int,
+    charge: Charge,
+    calibrate: bool,
+    fan_options: dict[str, Any],
+) -> None:
+    """Fill ``fan_options`` with the limits and retry policy; adjust ``client`` to match."""
+    requests, tokens = request_limits(
+        rpm=rpm, tpm=tpm, default_max_tokens=default_max_tokens, charge=charge
+    )
+    own = [rate for rate in (requests, tokens) if rate is not None]
+    fan_options["limits"] = [*fan_options.get("limits", ()), *own]
+    policy = fan_options["retry"] = _policy(retry)
+    if client is None:
+        return
+    if policy is not None and getattr(client, "max_retries", None):
+        # The SDK would retry each attempt up to twice more, blind to the rate limits.
+        log.debug("setting max_retries=0 on %s: anyfan retries instead", type(client).__name__)
+        client.max_retries = 0
+    if calibrate and own:
+        follow_headers(client, requests=requests, tokens=tokens)
 
 
 def fan(
@@ -70,7 +162,7 @@ def fan(
     tpm: float | None = None,
     retry: Retry | Literal["default"] | None = "default",
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
-    charge: Literal["reserved", "usage"] = "reserved",
+    charge: Charge = "reserved",
     calibrate: bool = True,
     **fan_options: Any,
 ) -> Fan:
@@ -81,15 +173,16 @@ def fan(
     ``async def ask(req): return await client.chat.completions.create(**req)``
     is all there is to write.
 
-    It adds: retries with OpenAI's classification (408, 409, 429 rate limits,
-    5xx, connection errors and timeouts; never ``insufficient_quota`` or other
-    4xx) honouring ``retry-after-ms``/``retry-after`` and ``x-should-retry``;
-    an RPM `Rate` and a TPM `Rate` whose cost is estimated from each request
-    (prompt + ``max_tokens``) and settled from the response's ``usage``.
+    It adds: retries with OpenAI's classification (see `openai_retry`),
+    honouring ``retry-after-ms``/``retry-after`` and ``x-should-retry``; an RPM
+    `Rate`; and a TPM `Rate` whose cost is estimated from each request (prompt
+    + output budget, see `estimate_tokens`) and settled from the response's
+    ``usage``.
 
-    Given the ``client`` (an ``AsyncOpenAI`` or ``OpenAI``), it also sets its
-    ``max_retries`` to 0 so that calls are not retried twice, and (for
-    ``AsyncOpenAI``) corrects the local limits from the ``x-ratelimit-*``
+    Given the ``client`` (an ``AsyncOpenAI`` or ``OpenAI``), it also sets the
+    client's ``max_retries`` to 0 when anyfan retries, so that no call is
+    retried twice (this holds for every use of that client), and, for an
+    ``AsyncOpenAI``, corrects the local limits from the ``x-ratelimit-*``
     headers of every response, in case other clients share the key.
 
     Args:
@@ -97,43 +190,152 @@ def fan(
         rpm: Requests per minute allowed, or ``None`` for no limit.
         tpm: Tokens per minute allowed, or ``None`` for no limit.
         retry: A `Retry`, ``None`` for no retries, or ``"default"`` for `openai_retry()`.
-        default_max_tokens: Output tokens assumed for a request that sets no ``max_tokens``.
+        default_max_tokens: Output tokens assumed for a chat request that sets no ``max_tokens``.
         charge: How a finished call is charged; see `request_limits`.
         calibrate: Whether to follow the provider's rate-limit headers.
-        **fan_options: Passed on to `Fan` (``concurrency``, ``timeout``, ...).
+        **fan_options: Passed on to `anyfan.Fan` (``concurrency``, ``timeout``,
+            ``errors``, more ``limits``).
+
+    Raises:
+        TypeError, ValueError: If an option is invalid; the message names it.
     """
-    requests, tokens = request_limits(
-        rpm=rpm, tpm=tpm, default_max_tokens=default_max_tokens, charge=charge
+    _configure(
+        client,
+        rpm=rpm,
+        tpm=tpm,
+        retry=retry,
+        default_max_tokens=default_max_tokens,
+        charge=charge,
+        calibrate=calibrate,
+        fan_options=fan_options,
     )
-    limits = [*fan_options.pop("limits", ()), *(r for r in (requests, tokens) if r is not None)]
-    policy = openai_retry() if retry == "default" else retry
-    if client is not None:
-        if policy is not None and getattr(client, "max_retries", None):
-            client.max_retries = 0
-        if calibrate and (requests is not None or tokens is not None):
-            follow_headers(client, requests=requests, tokens=tokens)
-    return Fan(limits=limits, retry=policy, **fan_options)
+    return Fan(**fan_options)
+
+
+def blocking_fan(
+    client: Any = None,
+    *,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    retry: Retry | Literal["default"] | None = "default",
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    charge: Charge = "reserved",
+    **fan_options: Any,
+) -> BlockingFan:
+    """Build an `anyfan.blocking.Fan` set up for an OpenAI-compatible API, for sync code.
+
+    The same as `fan`, for the synchronous ``OpenAI`` client: its calls run in
+    worker threads under the same limits and retries, so that
+    ``fan.map(lambda req: client.chat.completions.create(**req), requests)``
+    is all there is to write. The sync client's responses are not followed
+    for rate-limit headers.
+
+    Args:
+        client: The openai client the calls will use, or ``None``.
+        rpm: Requests per minute allowed, or ``None`` for no limit.
+        tpm: Tokens per minute allowed, or ``None`` for no limit.
+        retry: A `Retry`, ``None`` for no retries, or ``"default"`` for `openai_retry()`.
+        default_max_tokens: Output tokens assumed for a chat request that sets no ``max_tokens``.
+        charge: How a finished call is charged; see `request_limits`.
+        **fan_options: Passed on to `anyfan.blocking.Fan` (``concurrency``,
+            ``backend``, ``timeout``, ...).
+
+    Raises:
+        TypeError, ValueError: If an option is invalid; the message names it.
+    """
+    _configure(
+        client,
+        rpm=rpm,
+        tpm=tpm,
+        retry=retry,
+        default_max_tokens=default_max_tokens,
+        charge=charge,
+        calibrate=False,
+        fan_options=fan_options,
+    )
+    return BlockingFan(**fan_options)
+
+
+class _HeaderObserver:
+    """An httpx response hook that feeds ``x-ratelimit-*`` headers to two rates.
+
+    It holds the rates weakly, so that a client outliving its Fans does not
+    keep them alive; hooks whose rates are gone are pruned when a new one is
+    installed.
+    """
+
+    __slots__ = ("_requests", "_tokens")
+
+    def __init__(self, requests: Rate | None, tokens: Rate | None) -> None:
+        self._requests = None if requests is None else weakref.ref(requests)
+        self._tokens = None if tokens is None else weakref.ref(tokens)
+
+    @property
+    def alive(self) -> bool:
+        """Whether any of its rates still exists."""
+        return any(ref is not None and ref() is not None for ref in (self._requests, self._tokens))
+
+    async def __call__(self, response: Any) -> None:
+        requests_left, requests_reset, tokens_left, tokens_reset = _calibration(response.headers)
+        for ref, left, reset in (
+            (self._requests, requests_left, requests_reset),
+            (self._tokens, tokens_left, tokens_reset),
+        ):
+            rate = None if ref is None else ref()
+            remaining = None if left is None else count(left)
+            if rate is not None and remaining is not None:
+                rate.observe(remaining, None if reset is None else parse_go_duration(reset))
+
+
+#: The headers that calibrate the rates, in the order `_calibration` returns them.
+_CALIBRATION: Final = (
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
+_CALIBRATION_SLOTS: Final = {name.encode(): slot for slot, name in enumerate(_CALIBRATION)}
+
+
+def _calibration(headers: Any) -> list[str | None]:
+    """The `_CALIBRATION` headers' values (``None`` where absent), read in one pass.
+
+    Every response goes through this, so httpx's headers are scanned once as
+    received rather than searched four times.
+    """
+    raw = getattr(headers, "raw", None)
+    if not isinstance(raw, list):
+        return [header(headers, name) for name in _CALIBRATION]
+    values: list[str | None] = [None, None, None, None]
+    for key, value in raw:
+        slot = _CALIBRATION_SLOTS.get(key.lower())
+        if slot is not None:
+            values[slot] = value.decode("latin-1")
+    return values
 
 
 def follow_headers(client: Any, *, requests: Rate | None, tokens: Rate | None) -> bool:
     """Feed an AsyncOpenAI client's ``x-ratelimit-*`` response headers to the rates.
 
-    Returns whether a hook could be installed: it needs the client's async
-    HTTP client (httpx or httpx2) and its ``event_hooks``.
+    Every response the client receives, through a Fan or not, then corrects
+    the rates' view of the quota (see `anyfan.Rate.observe`), so that
+    admissions never outrun the provider when other clients share the key.
+
+    Returns:
+        Whether a hook was installed. It needs the client's async HTTP client
+        (httpx or httpx2) and its ``event_hooks``; a sync ``OpenAI`` client
+        is left alone, as its hooks would run outside the Fan's event loop.
     """
     http: Any = getattr(client, "_client", None)
     hooks = getattr(http, "event_hooks", None)
     if not isinstance(hooks, dict) or not inspect.iscoroutinefunction(getattr(http, "send", None)):
         log.debug("not following rate-limit headers: no async HTTP client with event hooks")
         return False
-
-    async def observe(response: Any) -> None:
-        seen = RateLimitHeaders.parse(response.headers)
-        if requests is not None and seen.remaining_requests is not None:
-            requests.observe(seen.remaining_requests, seen.reset_requests)
-        if tokens is not None and seen.remaining_tokens is not None:
-            tokens.observe(seen.remaining_tokens, seen.reset_tokens)
-
-    hooks.setdefault("response", []).append(observe)
+    kept = [
+        hook
+        for hook in hooks.get("response", [])
+        if not (isinstance(hook, _HeaderObserver) and not hook.alive)
+    ]
+    hooks["response"] = [*kept, _HeaderObserver(requests, tokens)]
     http.event_hooks = hooks
     return True

@@ -1,16 +1,18 @@
 """A lean HTTP transport: post JSON bytes, get status, headers and raw body back.
 
-Built for `anyfan run`, where the HTTP client is most of a request's CPU:
-aiohttp under asyncio (the ``aiohttp`` extra), httpx2 or httpx under trio.
-One client is opened per job, with a connection pool as large as the
-concurrency. Non-2xx responses are returned, not raised; the caller raises
-`HttpStatusError` when it wants the engine to consider a retry;
-`anyfan.openai.classify_exception` understands it and `ConnectionFailed`.
-Slow responses are left to the engine's own per-call timeout.
+Built for `anyfan run`, where the HTTP client is most of a request's CPU. Under
+asyncio the built-in client (asyncio protocols, standard library only) costs a
+quarter of aiohttp's CPU per request; aiohttp (the ``aiohttp`` extra) is there
+too. Under trio it is httpx2 or httpx. One client is opened per job, with a
+connection pool as large as the concurrency. Non-2xx responses are returned,
+not raised; the caller raises `HttpStatusError` when it wants the engine to
+consider a retry; `anyfan.openai.classify_exception` understands it,
+`ConnectionFailed` and `RequestTimeout`. A transport whose ``handles_timeout``
+is true times each request itself; otherwise the caller must.
 """
 
 from ._open import CLIENTS, ClientName, Transport, choose_client, open_transport, running_backend
-from ._response import ConnectionFailed, HttpResponse, HttpStatusError
+from ._response import ConnectionFailed, HttpResponse, HttpStatusError, RequestTimeout
 
 __all__ = [
     "CLIENTS",
@@ -18,6 +20,7 @@ __all__ = [
     "ConnectionFailed",
     "HttpResponse",
     "HttpStatusError",
+    "RequestTimeout",
     "Transport",
     "choose_client",
     "open_transport",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._response import ConnectionFailed, HttpResponse
+from ._response import ConnectionFailed, HttpResponse, RequestTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -13,14 +13,21 @@ if TYPE_CHECKING:
 class AiohttpTransport:
     """One aiohttp session with a pool of ``concurrency`` connections.
 
+    aiohttp times each request itself, with one timer handle: several times
+    cheaper than a cancel scope around the call.
+
     Args:
         headers: Headers sent with every request (the key among them).
         concurrency: Most connections open at once.
+        timeout: Seconds a request may take in all, or ``None``.
     """
 
     name = "aiohttp"
+    handles_timeout = True
 
-    def __init__(self, headers: Mapping[str, str], concurrency: int) -> None:
+    def __init__(
+        self, headers: Mapping[str, str], concurrency: int, timeout: float | None = None
+    ) -> None:
         import aiohttp
         import yarl
 
@@ -31,11 +38,11 @@ class AiohttpTransport:
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers=dict(headers),
-            # The engine times each call; a second timer per request would only cost CPU.
-            timeout=aiohttp.ClientTimeout(total=None),
+            timeout=aiohttp.ClientTimeout(total=timeout),
             skip_auto_headers=("User-Agent",),
             auto_decompress=True,
         )
+        self._timeout = timeout
         self._connection_errors = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
     def __repr__(self) -> str:
@@ -46,6 +53,7 @@ class AiohttpTransport:
 
         Raises:
             ConnectionFailed: No complete response (refused, reset, cut off).
+            RequestTimeout: None within the timeout.
         """
         target = self._urls.get(url)
         if target is None:
@@ -55,6 +63,8 @@ class AiohttpTransport:
             async with self._session.post(target, data=body) as response:
                 raw = await response.read()
                 return HttpResponse(response.status, response.headers, raw)
+        except TimeoutError:  # aiohttp's own timers (its ServerTimeoutError included)
+            raise RequestTimeout(f"no complete response within {self._timeout:g} s") from None
         except self._connection_errors as exc:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from None
 

@@ -20,6 +20,9 @@ class HttpxTransport:
         concurrency: Most connections open at once.
     """
 
+    #: Calls are timed by the caller: httpx's timeouts bound each read, not the whole request.
+    handles_timeout = False
+
     def __init__(self, module: ModuleType, headers: Mapping[str, str], concurrency: int) -> None:
         self.name: str = module.__name__
         limits = module.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)

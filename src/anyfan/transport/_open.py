@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from ._response import HttpResponse
 
-ClientName = Literal["auto", "aiohttp", "httpx"]
-CLIENTS: Final = ("auto", "aiohttp", "httpx")
+ClientName = Literal["auto", "builtin", "aiohttp", "httpx"]
+CLIENTS: Final = ("auto", "builtin", "aiohttp", "httpx")
 #: httpx's maintained fork first: the openai SDK (3.x) depends on it.
 HTTPX_MODULES: Final = ("httpx2", "httpx")
 
@@ -25,6 +25,8 @@ class Transport(Protocol):
     """Posts JSON bytes and returns the whole response."""
 
     name: str
+    #: Whether it enforces the timeout given to `open_transport` itself.
+    handles_timeout: bool
 
     async def post(self, url: str, body: bytes) -> HttpResponse:
         """POST ``body`` to ``url``; raise `ConnectionFailed` when no response comes."""
@@ -46,33 +48,38 @@ def running_backend() -> str:
 
 
 def choose_client(backend: str, client: ClientName = "auto") -> str:
-    """The module to post with: ``"aiohttp"``, ``"httpx2"`` or ``"httpx"``.
+    """The client to post with: ``"builtin"``, ``"aiohttp"``, ``"httpx2"`` or ``"httpx"``.
 
-    ``"auto"`` takes aiohttp under asyncio and httpx2 (else httpx) elsewhere,
-    or whichever of them is installed.
+    ``"auto"`` takes the built-in client under asyncio (the cheapest by far)
+    and httpx2, else httpx, under trio.
 
     Raises:
-        ValueError: ``client`` is not one of `CLIENTS`, or aiohttp is asked for on trio.
+        ValueError: ``client`` is not one of `CLIENTS`, or is asyncio-only on trio.
         ImportError: The client wanted is not installed; the message says what to install.
     """
     if client not in CLIENTS:
         raise ValueError(f"client must be one of {', '.join(CLIENTS)}, got {client!r}")
-    if client == "aiohttp" and backend != "asyncio":
-        raise ValueError(f"aiohttp runs only on asyncio, not on {backend}; use httpx")
-    httpx = next((m for m in HTTPX_MODULES if _installed(m)), None)
-    if client in ("auto", "aiohttp") and backend == "asyncio" and _installed("aiohttp"):
-        return "aiohttp"
-    if client != "aiohttp" and httpx is not None:
-        return httpx
+    if client in ("builtin", "aiohttp") and backend != "asyncio":
+        raise ValueError(f"the {client} client runs only on asyncio, not on {backend}; use httpx")
+    if backend == "asyncio" and client in ("auto", "builtin"):
+        return "builtin"
     if client == "aiohttp":
-        raise ImportError("the aiohttp client is not installed: pip install 'anyfan[aiohttp]'")
-    wanted = "'anyfan[aiohttp]' (or httpx)" if backend == "asyncio" else "httpx"
-    raise ImportError(f"posting requests on {backend} needs an HTTP client: pip install {wanted}")
+        if not _installed("aiohttp"):
+            raise ImportError("the aiohttp client is not installed: pip install 'anyfan[aiohttp]'")
+        return "aiohttp"
+    httpx = next((m for m in HTTPX_MODULES if _installed(m)), None)
+    if httpx is None:
+        raise ImportError(f"posting requests on {backend} needs httpx: pip install httpx")
+    return httpx
 
 
 @asynccontextmanager
 async def open_transport(
-    headers: Mapping[str, str], concurrency: int, *, client: ClientName = "auto"
+    headers: Mapping[str, str],
+    concurrency: int,
+    *,
+    client: ClientName = "auto",
+    timeout: float | None = None,
 ) -> AsyncIterator[Transport]:
     """Open a client for the running event loop, with ``concurrency`` connections at most.
 
@@ -80,14 +87,20 @@ async def open_transport(
         headers: Sent with every request, such as ``Authorization``. Never
             shown in a repr or an error.
         concurrency: Most connections open at once (match the requests in flight).
-        client: ``"auto"``, ``"aiohttp"`` or ``"httpx"``; see `choose_client`.
+        client: ``"auto"``, ``"builtin"``, ``"aiohttp"`` or ``"httpx"``; see `choose_client`.
+        timeout: Seconds one request may take, for a transport that times
+            requests itself (see ``Transport.handles_timeout``).
     """
     name = choose_client(running_backend(), client)
     transport: Transport
-    if name == "aiohttp":
+    if name == "builtin":
+        from ._lean import LeanTransport
+
+        transport = LeanTransport(headers, concurrency, timeout)
+    elif name == "aiohttp":
         from ._aiohttp import AiohttpTransport
 
-        transport = AiohttpTransport(headers, concurrency)
+        transport = AiohttpTransport(headers, concurrency, timeout)
     else:
         from ._httpx import HttpxTransport
 

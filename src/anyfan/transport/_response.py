@@ -103,3 +103,7 @@ class ConnectionFailed(ConnectionError):
     the same way, and so that no request object (holding the API key in its
     headers) travels with the error.
     """
+
+
+class RequestTimeout(TimeoutError):
+    """The whole response did not arrive within the transport's timeout."""

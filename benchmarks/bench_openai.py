@@ -1,0 +1,561 @@
+"""Section ``openai`` (issue 4/5): the openai SDK with and without anyfan, against the simulator.
+
+The simulator runs in its own process (``python -m anyfan sim``), so the
+client's CPU time is the client's alone, and every client case runs in a fresh
+interpreter (this file, run with ``--child``). Each case sends the same chat
+requests at the same concurrency; the throughput cases are repeated,
+interleaved, and each keeps its least CPU per request, which filters out the
+noise of a shared machine. The RPM case configures the simulator and anyfan
+with the same requests-per-minute limit and counts the simulator's 429s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness
+from _harness import Target, count
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Awaitable, Callable, Iterator
+
+TITLE = "OpenAI SDK through anyfan, against the simulator"
+ORDER = 40
+
+THIS = Path(__file__).resolve()
+
+#: anyfan may add at most this share of client CPU per request over the bare SDK.
+MAX_CPU_OVERHEAD = 0.03
+#: Share of a configured RPM limit that must be achieved with zero 429s.
+MIN_RPM_SHARE = 0.97
+API_KEY = "sk-bench"
+
+
+# -- the requests ---------------------------------------------------------------
+
+
+def chat_requests(n: int) -> list[dict[str, Any]]:
+    """``n`` small chat requests, as SDK keyword arguments (and JSON bodies)."""
+    return [
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"Question {i}: why is the sky blue?"}],
+            "max_tokens": 20,
+        }
+        for i in range(n)
+    ]
+
+
+# -- inside a child --------------------------------------------------------------
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sim_call(url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """GET (or POST ``body`` to) one of the simulator's ``/sim/...`` controls."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + path, data=data, method="GET" if data is None else "POST"
+    )
+    request.add_header("content-type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def _client(base_url: str, transport: str) -> Any:
+    import openai
+
+    options: dict[str, Any] = {"base_url": base_url, "api_key": API_KEY}
+    if transport == "aiohttp":
+        options["http_client"] = openai.DefaultAioHttpClient()
+    return openai.AsyncOpenAI(**options)
+
+
+async def bare_gather(client: Any, requests: list[dict[str, Any]], spec: dict[str, Any]) -> Any:
+    """The article's way, bounded: one task per request, a semaphore for the concurrency."""
+    semaphore = asyncio.Semaphore(spec["concurrency"])
+
+    async def one(request: dict[str, Any]) -> Any:
+        async with semaphore:
+            return await client.chat.completions.create(**request)
+
+    results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+    return {"errors": sum(isinstance(r, BaseException) for r in results)}
+
+
+async def anyfan_fan(client: Any, requests: list[dict[str, Any]], spec: dict[str, Any]) -> Any:
+    """``anyfan.openai.fan``: limits, retries, header calibration, as a user sets it up."""
+    import anyfan.openai
+
+    fan = anyfan.openai.fan(
+        client, rpm=spec["rpm"], tpm=spec["tpm"], concurrency=spec["concurrency"]
+    )
+
+    async def ask(request: dict[str, Any]) -> Any:
+        return await client.chat.completions.create(**request)
+
+    results = await fan.map(ask, requests, errors="return")
+    stats = fan.stats
+    return {
+        "errors": sum(isinstance(r, BaseException) for r in results),
+        "retried": stats.retried,
+    }
+
+
+CHILD_CASES: dict[str, Callable[[Any, list[dict[str, Any]], dict[str, Any]], Awaitable[Any]]] = {
+    "bare": bare_gather,
+    "anyfan": anyfan_fan,
+}
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one case once in this fresh interpreter; time it and measure its CPU."""
+    import anyfan.openai  # noqa: F401 - imported by every case alike
+    import openai  # noqa: F401
+
+    case = CHILD_CASES[spec["case"]]
+    requests = chat_requests(spec["n"])
+    warm = chat_requests(spec["warm"])
+
+    async def main() -> dict[str, Any]:
+        try:
+            client = _client(spec["base_url"], spec["transport"])
+        except RuntimeError as exc:  # DefaultAioHttpClient without openai[aiohttp]
+            return {"absent": str(exc)}
+        async with client:
+            # Untimed: connections opened and first-call costs paid, under the same
+            # limits (fresh ones: the timed run starts with its own, as a new job would).
+            await case(client, warm, spec)
+            _sim_call(spec["url"], "/sim/reset", {})
+            cpu, start = _cpu(), time.perf_counter()
+            outcome = await case(client, requests, spec)
+            seconds, cpu = time.perf_counter() - start, _cpu() - cpu
+        counters = _sim_call(spec["url"], "/sim/counters")
+        return {"seconds": seconds, "cpu": cpu, "counters": counters, **outcome}
+
+    return asyncio.run(main())
+
+
+# -- the simulator, in its own process ------------------------------------------------------
+
+
+@contextmanager
+def simulator(latency_ms: float) -> Iterator[str]:
+    """Run ``python -m anyfan sim`` and yield its root URL (``/v1`` is its API)."""
+    command = [sys.executable, "-m", "anyfan", "sim", "--ttft-ms", str(latency_ms), "--seed", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "anyfan sim: serving URL"
+        if "serving" not in line:
+            raise RuntimeError(f"the simulator did not start: {line!r}")
+        yield line.split()[-1].removesuffix("/v1")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def configure(url: str, *, rpm: int | None) -> None:
+    _sim_call(url, "/sim/config", {"limits": {"rpm": rpm, "tpm": None}})
+
+
+# -- the section -----------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--openai-n", type=int, metavar="N", help="requests per case (default 3000; --quick 200)"
+    )
+    parser.add_argument(
+        "--openai-concurrency", type=int, metavar="C", help="calls in flight (default 100)"
+    )
+    parser.add_argument(
+        "--openai-latency-ms",
+        type=float,
+        metavar="MS",
+        help="the simulator's latency per request (default 100)",
+    )
+    parser.add_argument(
+        "--openai-repeats", type=int, metavar="R", help="runs of each case (default 3; --quick 1)"
+    )
+    parser.add_argument(
+        "--openai-rpm",
+        type=int,
+        metavar="RPM",
+        help="limit of the RPM case, on both sides (default 3000)",
+    )
+    parser.add_argument(
+        "--cookbook",
+        metavar="PATH",
+        help="a local copy of the OpenAI cookbook's api_request_parallel_processor.py, "
+        "to run in the RPM case (never shipped with anyfan)",
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One case of the throughput table."""
+
+    key: str
+    label: str
+    case: str
+    transport: str
+    anyfan: bool
+
+
+ROWS = (
+    Row("bare", "bare SDK + asyncio.gather (+Semaphore)", "bare", "httpx", False),
+    Row("anyfan", "**anyfan.openai.fan** + SDK", "anyfan", "httpx", True),
+    Row("bare_aio", "bare SDK + `DefaultAioHttpClient` + gather", "bare", "aiohttp", False),
+    Row(
+        "anyfan_aio",
+        "**anyfan.openai.fan** + SDK + `DefaultAioHttpClient`",
+        "anyfan",
+        "aiohttp",
+        True,
+    ),
+)
+
+
+def run(opts: argparse.Namespace) -> str:
+    quick = opts.quick
+    n = opts.openai_n or (200 if quick else 3000)
+    concurrency = opts.openai_concurrency or (20 if quick else 100)
+    latency_ms = opts.openai_latency_ms or (20.0 if quick else 100.0)
+    repeats = opts.openai_repeats or (1 if quick else 3)
+    rpm = opts.openai_rpm or 3000
+    rpm_n = max(20, rpm // 60 * (2 if quick else 12))  # 2 or 12 seconds' worth
+    timeout = 300.0
+
+    results: dict[str, list[dict[str, Any]]] = {row.key: [] for row in ROWS}
+    with simulator(latency_ms) as url:
+        base_url = url + "/v1"
+        for rep in range(repeats):
+            for row in ROWS:
+                spec = {
+                    "case": row.case,
+                    "transport": row.transport,
+                    "url": url,
+                    "base_url": base_url,
+                    "n": n,
+                    "concurrency": concurrency,
+                    # Set as a user would, far above what the run reaches: never binding.
+                    "rpm": 1_000_000 if row.anyfan else None,
+                    "tpm": 1_000_000_000 if row.anyfan else None,
+                    "warm": min(n, 2 * concurrency),
+                }
+                results[row.key].append(_measure(spec, timeout))
+                _harness.progress(
+                    f"  openai [{rep + 1}/{repeats}] {row.key}: {_brief(results[row.key][-1], n)}"
+                )
+
+        configure(url, rpm=rpm)
+        spec = {
+            "case": "anyfan",
+            "transport": "httpx",
+            "url": url,
+            "base_url": base_url,
+            "n": rpm_n,
+            "concurrency": concurrency,
+            "rpm": rpm,
+            "tpm": None,
+            "warm": 10,
+        }
+        limited = _measure(spec, timeout + rpm_n * 60 / rpm)
+        _harness.progress(f"  openai rpm-limited anyfan: {_brief(limited, rpm_n)}")
+        cookbook: dict[str, Any] | None = None
+        if opts.cookbook:
+            cookbook = run_cookbook(Path(opts.cookbook), url, rpm, rpm_n, timeout)
+            _harness.progress(f"  openai rpm-limited cookbook: {_brief(cookbook, rpm_n)}")
+        configure(url, rpm=None)
+
+    return _render(
+        results,
+        limited,
+        cookbook,
+        opts.cookbook,
+        n=n,
+        concurrency=concurrency,
+        latency_ms=latency_ms,
+        repeats=repeats,
+        rpm=rpm,
+        rpm_n=rpm_n,
+        quick=quick,
+    )
+
+
+def _measure(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    try:
+        return _harness.run_child(THIS, spec, timeout=timeout)
+    except _harness.ChildError as exc:
+        return {"error": str(exc)}
+
+
+def _brief(result: dict[str, Any], n: int) -> str:
+    if "error" in result or "absent" in result:
+        return result.get("error") or f"absent ({result['absent']})"
+    return (
+        f"{n / result['seconds']:.0f} req/s, {result['cpu'] / n * 1e6:.0f} µs CPU/req, "
+        f"{result['counters']['rate_limited']} 429s"
+    )
+
+
+# -- the cookbook script, when given ---------------------------------------------------------
+
+#: Run before the cookbook script, unmodified, so that it can reach the simulator:
+#: it only parses https:// URLs, and tiktoken cannot fetch its encoding offline.
+_COOKBOOK_SHIM = """
+import re, runpy, sys
+_search = re.search
+def search(pattern, string, flags=0):
+    if isinstance(pattern, str) and pattern.startswith("^https://"):
+        pattern = "^https?://" + pattern[len("^https://"):]
+    return _search(pattern, string, flags)
+re.search = search
+script = sys.argv.pop(1)
+sys.argv[0] = script
+runpy.run_path(script, run_name="__main__")
+"""
+
+#: A stand-in for tiktoken when its encoding cannot load offline: the quota's own
+#: estimate, four characters a token.
+_TIKTOKEN_STANDIN = """
+class _Encoding:
+    def encode(self, text, **_):
+        return [0] * -(-len(text) // 4)
+def get_encoding(name):
+    return _Encoding()
+def encoding_for_model(name):
+    return _Encoding()
+"""
+
+
+def _tiktoken_loads() -> bool:
+    if importlib.util.find_spec("tiktoken") is None:
+        return False
+    done = subprocess.run(
+        [sys.executable, "-c", "import tiktoken; tiktoken.get_encoding('cl100k_base')"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def run_cookbook(script: Path, url: str, rpm: int, n: int, timeout: float) -> dict[str, Any]:
+    """Run the cookbook script over ``n`` requests at ``rpm``; return its time, CPU and 429s."""
+    if not script.is_file():
+        return {"error": f"{script} is not a file"}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        requests = folder / "requests.jsonl"
+        requests.write_text(
+            "".join(json.dumps(r) + "\n" for r in chat_requests(n)), encoding="utf-8"
+        )
+        (folder / "shim.py").write_text(_COOKBOOK_SHIM, encoding="utf-8")
+        env = dict(os.environ, OPENAI_API_KEY=API_KEY, PYTHONPATH=str(folder))
+        if not _tiktoken_loads():
+            (folder / "tiktoken.py").write_text(_TIKTOKEN_STANDIN, encoding="utf-8")
+        command = [
+            sys.executable,
+            str(folder / "shim.py"),
+            str(script),
+            "--requests_filepath",
+            str(requests),
+            "--save_filepath",
+            str(folder / "results.jsonl"),
+            "--request_url",
+            url + "/v1/chat/completions",
+            "--max_requests_per_minute",
+            str(rpm),
+            "--max_tokens_per_minute",
+            str(10**9),
+            "--token_encoding_name",
+            "cl100k_base",
+            "--max_attempts",
+            "5",
+            "--logging_level",
+            "40",
+        ]
+        _sim_call(url, "/sim/reset", {})
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout:.0f} s"}
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"error": f"exit {done.returncode}: {tail}"}
+        answered = len((folder / "results.jsonl").read_text(encoding="utf-8").splitlines())
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    counters = _sim_call(url, "/sim/counters")
+    return {"seconds": seconds, "cpu": cpu, "counters": counters, "answered": answered}
+
+
+# -- the document ------------------------------------------------------------------------------
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    good = [r for r in runs if "seconds" in r and not r.get("errors")]
+    return min(good, key=lambda r: r["cpu"]) if good else None
+
+
+def _render(
+    results: dict[str, list[dict[str, Any]]],
+    limited: dict[str, Any],
+    cookbook: dict[str, Any] | None,
+    cookbook_path: str | None,
+    *,
+    n: int,
+    concurrency: int,
+    latency_ms: float,
+    repeats: int,
+    rpm: int,
+    rpm_n: int,
+    quick: bool,
+) -> str:
+    ideal = -(-n // concurrency) * latency_ms / 1000
+    rows = []
+    notes: list[str] = []
+    best: dict[str, dict[str, Any] | None] = {}
+    for row in ROWS:
+        runs = results[row.key]
+        best[row.key] = chosen = _best(runs)
+        if chosen is None:
+            problem = next((r.get("absent") or r.get("error") for r in runs), None)
+            problem = problem or "failed requests"
+            notes.append(f"{row.key}: {problem}")
+            rows.append((row.label, f"absent or failed ({len(notes)})", "", "", "", ""))
+            continue
+        counters = chosen["counters"]
+        rows.append(
+            (
+                row.label,
+                f"{n / chosen['seconds']:,.0f}",
+                f"{chosen['cpu'] / n * 1e6:,.0f}",
+                f"{chosen['seconds']:.2f}",
+                f"{chosen['seconds'] / ideal:.2f}x",
+                f"{counters['cpu_share'] * 100:.0f}%",
+            )
+        )
+    throughput = _harness.table(
+        ("client", "req/s", "client CPU µs/req", "wall s", "wall / ideal", "simulator CPU"),
+        rows,
+    )
+
+    limited_rows = [_limited_row("**anyfan.openai.fan(rpm=…)**", limited, rpm, rpm_n)]
+    if cookbook is not None:
+        limited_rows.append(
+            _limited_row("cookbook `api_request_parallel_processor.py`", cookbook, rpm, rpm_n)
+        )
+    else:
+        limited_rows.append(
+            (
+                "cookbook `api_request_parallel_processor.py`",
+                "absent: run with `--cookbook PATH` to include it",
+                "",
+                "",
+                "",
+            )
+        )
+    limited_table = _harness.table(
+        ("client", "429s", "achieved RPM", "share of limit", "wall s"), limited_rows
+    )
+
+    bare, fan = best["bare"], best["anyfan"]
+    overhead = None
+    if bare is not None and fan is not None:
+        overhead = fan["cpu"] / bare["cpu"] - 1
+    rpm_ok = None
+    rpm_text = limited.get("error", "not measured")
+    if "seconds" in limited:
+        achieved = rpm_n / limited["seconds"] * 60
+        share = achieved / rpm
+        limit_429 = limited["counters"]["rate_limited"]
+        rpm_ok = limit_429 == 0 and share >= MIN_RPM_SHARE and not limited.get("errors")
+        rpm_text = f"{limit_429} 429s at {share:.1%} of {rpm:,} RPM"
+    targets = [
+        Target(
+            f"anyfan adds < {MAX_CPU_OVERHEAD:.0%} client CPU per request over the bare SDK",
+            "not measured" if overhead is None else f"{overhead:+.1%}",
+            None if overhead is None else overhead < MAX_CPU_OVERHEAD,
+        ),
+        Target(
+            f"zero 429s at ≥ {MIN_RPM_SHARE:.0%} of a configured RPM limit",
+            rpm_text,
+            rpm_ok,
+        ),
+    ]
+
+    method = (
+        f"{count(n)} chat requests (`max_tokens=20`) per case at concurrency {concurrency}, "
+        f"against `python -m anyfan sim` in its own process answering each after "
+        f"{latency_ms:g} ms, so the ideal wall time is ceil(N / concurrency) * latency = "
+        f"{ideal:.2f} s. Each client runs in a fresh interpreter on asyncio, with an untimed "
+        f"warm-up; client CPU is that process's user + system time over the timed run. The "
+        f"throughput cases ran {repeats} time(s), interleaved; each shows its run with the "
+        f"least CPU. anyfan's rows set `rpm` and `tpm` far above what is reached, so the "
+        f"limiter, token estimates, header calibration and retry bookkeeping all run without "
+        f"ever holding a call back. The RPM case sends {rpm_n:,} requests with the same "
+        f"{rpm:,} RPM limit on the simulator (enforced in 1-second slices) and on the client; "
+        f"achieved RPM is requests / wall time."
+    )
+    if cookbook_path:
+        method += (
+            " The cookbook script ran unmodified, through a shim that lets its https-only URL "
+            "parsing accept the simulator's http URL (and, where tiktoken cannot load its "
+            "encoding offline, a stand-in counting four characters a token)."
+        )
+    parts = [
+        f"## {TITLE}",
+        method,
+        throughput,
+        limited_table,
+    ]
+    if notes:
+        parts.append("\n".join(f"({i}) {note}" for i, note in enumerate(notes, 1)))
+    parts.append(_harness.targets_table(targets, quick=quick))
+    return "\n\n".join(parts)
+
+
+def _limited_row(
+    label: str, result: dict[str, Any], rpm: int, n: int
+) -> tuple[str, str, str, str, str]:
+    if "seconds" not in result:
+        return (label, f"error: {result.get('error')}", "", "", "")
+    achieved = n / result["seconds"] * 60
+    return (
+        label,
+        f"{result['counters']['rate_limited']:,}",
+        f"{achieved:,.0f}",
+        f"{achieved / rpm:.1%}",
+        f"{result['seconds']:.1f}",
+    )
+
+
+if __name__ == "__main__" and "--child" in sys.argv:
+    _harness.child_main(child)

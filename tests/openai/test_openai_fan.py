@@ -1,0 +1,321 @@
+"""`anyfan.openai.fan` and its parts: limits, retries, the SDK's own retries, header hooks."""
+
+from __future__ import annotations
+
+import gc
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from openai_helpers import SSE_GENERATOR_WARNING, sdk_http
+
+import anyfan
+import anyfan.openai as ao
+from anyfan import Rate, Retry
+from anyfan.openai._fan import _HeaderObserver
+
+openai = pytest.importorskip("openai")
+
+REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "abcdefgh"}]}
+HEADERS = {
+    "x-ratelimit-limit-requests": "500",
+    "x-ratelimit-remaining-requests": "7",
+    "x-ratelimit-reset-requests": "1m50s",
+    "x-ratelimit-limit-tokens": "20000",
+    "x-ratelimit-remaining-tokens": "1500",
+    "x-ratelimit-reset-tokens": "55.5s",
+}
+
+
+def _async_client(**options: Any) -> Any:
+    return openai.AsyncOpenAI(base_url="http://sim.invalid/v1", api_key="sk-test", **options)
+
+
+def _sync_client(**options: Any) -> Any:
+    return openai.OpenAI(base_url="http://sim.invalid/v1", api_key="sk-test", **options)
+
+
+def _observers(client: Any) -> list[Any]:
+    hooks = client._client.event_hooks.get("response", [])
+    return [hook for hook in hooks if isinstance(hook, _HeaderObserver)]
+
+
+@pytest.fixture
+def observed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float, float | None]]:
+    """Every `Rate.observe` call, as (rate name, remaining, reset)."""
+    calls: list[tuple[str, float, float | None]] = []
+
+    def observe(self: Rate, remaining: float, reset: float | None = None, **_: Any) -> None:
+        calls.append((self.name, remaining, reset))
+
+    monkeypatch.setattr(Rate, "observe", observe)
+    return calls
+
+
+# -- the Fan it builds ---------------------------------------------------------------------
+
+
+def test_fan_builds_rpm_and_tpm_limits() -> None:
+    fan = ao.fan(rpm=500, tpm=200_000, concurrency=8)
+    assert isinstance(fan, anyfan.Fan)
+    assert fan.concurrency == 8
+    requests, tokens = fan.limits
+    assert (requests.name, tokens.name) == ("500/60s", "200000/60s")
+    assert requests.cost_of(REQUEST) == 1
+    assert tokens.cost_of(REQUEST) == ao.estimate_tokens(REQUEST) == 3 + 4 + 2 + 256
+
+
+def test_fan_without_limits() -> None:
+    assert ao.fan().limits == ()
+    assert [r.name for r in ao.fan(rpm=60).limits] == ["60/60s"]
+    assert [r.name for r in ao.fan(tpm=1e6).limits] == ["1e+06/60s"]
+
+
+def test_fan_keeps_the_limits_given_first() -> None:
+    own = Rate(10)
+    fan = ao.fan(rpm=60, limits=[own])
+    assert fan.limits[0] is own
+    assert [r.name for r in fan.limits] == ["10/1s", "60/60s"]
+
+
+def test_default_max_tokens_reaches_the_estimate() -> None:
+    (tokens,) = ao.fan(tpm=1000, default_max_tokens=10).limits
+    assert tokens.cost_of(REQUEST) == 9 + 10
+
+
+def test_fan_retries_the_openai_way_by_default() -> None:
+    policy = ao.fan().retry
+    assert policy is not None
+    assert policy.attempts == 5
+    assert policy.retry_on is ao.is_retryable
+    assert policy.delay_hint is ao.delay_hint
+
+
+def test_fan_takes_a_retry_policy_or_none() -> None:
+    mine = Retry(2)
+    assert ao.fan(retry=mine).retry is mine
+    assert ao.fan(retry=None).retry is None
+
+
+@pytest.mark.parametrize("bad", [True, 3, "sometimes"])
+def test_fan_rejects_other_retry_values(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"retry must be an anyfan\.Retry, 'default' or None"):
+        ao.fan(retry=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["rpm", "tpm"])
+@pytest.mark.parametrize("bad", [0, -5, math.nan, math.inf, True, "500"])
+def test_limits_are_checked_by_name(name: str, bad: object) -> None:
+    with pytest.raises(ValueError, match=f"{name} must be a positive number or None"):
+        ao.request_limits(**{name: bad})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5])
+def test_default_max_tokens_is_checked(bad: object) -> None:
+    with pytest.raises(ValueError, match="default_max_tokens must be a non-negative int"):
+        ao.fan(tpm=1000, default_max_tokens=bad)  # type: ignore[arg-type]
+
+
+def test_charge_is_checked() -> None:
+    with pytest.raises(ValueError, match="charge must be 'reserved' or 'usage'"):
+        ao.request_limits(tpm=1000, charge="all")  # type: ignore[arg-type]
+
+
+def test_tokenizer_loads_when_the_limits_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[bool] = []
+    monkeypatch.setattr(ao._fan, "warm_up", lambda: loads.append(True) or False)
+    ao.request_limits(rpm=10)
+    assert loads == []
+    ao.request_limits(tpm=10)
+    assert loads == [True]
+
+
+# -- settling the TPM charge ---------------------------------------------------------------
+
+
+def test_reserved_charge_settles_at_the_reported_prompt_plus_budget() -> None:
+    _, tokens = ao.request_limits(tpm=1000)
+    assert tokens is not None
+    request = {**REQUEST, "max_tokens": 20}
+    reply = {"usage": {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43}}
+    assert tokens.actual_of(request, reply) == 40 + 20
+    assert tokens.actual_of(request, "a streamed text, no usage") == 9 + 20
+
+
+def test_usage_charge_settles_at_the_tokens_used() -> None:
+    _, tokens = ao.request_limits(tpm=1000, charge="usage")
+    assert tokens is not None
+    request = {**REQUEST, "max_tokens": 20}
+    reply = {"usage": {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43}}
+    assert tokens.actual_of(request, reply) == 43
+    assert tokens.actual_of(request, {"usage": {"prompt_tokens": 40}}) == 9 + 20
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [_async_client, _sync_client])
+def test_sdk_retries_are_switched_off(make: Any) -> None:
+    client = make()
+    assert client.max_retries == 2
+    ao.fan(client)
+    assert client.max_retries == 0
+    client.close() if make is _sync_client else None
+
+
+def test_sdk_retries_stay_when_anyfan_does_not_retry() -> None:
+    client = _sync_client(max_retries=4)
+    ao.fan(client, retry=None)
+    assert client.max_retries == 4
+    client.close()
+
+
+def test_a_client_without_max_retries_is_left_alone() -> None:
+    client = SimpleNamespace()
+    ao.fan(client, rpm=10)
+    assert vars(client) == {}
+
+
+def test_header_hook_on_the_async_client() -> None:
+    client = _async_client()
+    fan = ao.fan(client, rpm=500, tpm=20_000)
+    assert len(_observers(client)) == 1
+    assert fan.limits
+
+
+def test_no_header_hook_on_the_sync_client() -> None:
+    client = _sync_client()
+    ao.fan(client, rpm=500, tpm=20_000)
+    assert client._client.event_hooks["response"] == []
+    client.close()
+
+
+def test_no_header_hook_without_limits_or_when_asked() -> None:
+    client = _async_client()
+    ao.fan(client)
+    ao.fan(client, rpm=10, calibrate=False)
+    assert _observers(client) == []
+
+
+def test_follow_headers_needs_an_async_http_client() -> None:
+    rate = Rate(10)
+    assert not ao.follow_headers(object(), requests=rate, tokens=None)
+    fake = SimpleNamespace(_client=SimpleNamespace(event_hooks=[], send=None))
+    assert not ao.follow_headers(fake, requests=rate, tokens=None)
+
+
+def test_hooks_of_dead_fans_are_pruned_and_others_kept() -> None:
+    async def mine(response: Any) -> None: ...
+
+    client = _async_client()
+    client._client.event_hooks = {"request": [], "response": [mine]}
+    for _ in range(5):
+        ao.fan(client, rpm=10)
+        gc.collect()
+    kept = ao.fan(client, rpm=10)
+    hooks = client._client.event_hooks["response"]
+    assert hooks[0] is mine
+    assert len(_observers(client)) == 1
+    assert kept.limits  # the live one's hook is the one kept
+
+
+def test_hooks_of_live_fans_are_kept() -> None:
+    client = _async_client()
+    fans = [ao.fan(client, rpm=10), ao.fan(client, tpm=1000)]
+    assert len(_observers(client)) == 2
+    assert all(fan.limits for fan in fans)
+
+
+@pytest.mark.anyio
+async def test_observer_feeds_both_rates(
+    observed: list[tuple[str, float, float | None]],
+) -> None:
+    requests, tokens = Rate(500, per=60), Rate(20_000, per=60)
+    observer = _HeaderObserver(requests, tokens)
+    await observer(SimpleNamespace(headers=HEADERS))
+    assert observed == [("500/60s", 7, 110.0), ("20000/60s", 1500, 55.5)]
+    observed.clear()
+    await observer(SimpleNamespace(headers={"x-ratelimit-remaining-requests": "3"}))
+    assert observed == [("500/60s", 3, None)]
+
+
+@pytest.mark.anyio
+async def test_observer_with_one_rate_or_none_left(
+    observed: list[tuple[str, float, float | None]],
+) -> None:
+    tokens = Rate(20_000, per=60)
+    await _HeaderObserver(None, tokens)(SimpleNamespace(headers=HEADERS))
+    assert observed == [("20000/60s", 1500, 55.5)]
+    gone = _HeaderObserver(Rate(1), None)  # its rate is collected at once
+    gc.collect()
+    assert not gone.alive
+    await gone(SimpleNamespace(headers=HEADERS))
+    assert len(observed) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings(SSE_GENERATOR_WARNING)
+async def test_headers_reach_the_rates_through_the_sdk(
+    observed: list[tuple[str, float, float | None]],
+) -> None:
+    http = sdk_http()
+    reply = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hi"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+    }
+
+    async def handler(request: Any) -> Any:
+        return http.Response(200, json=reply, headers=HEADERS)
+
+    async with openai.AsyncOpenAI(
+        base_url="http://sim.invalid/v1",
+        api_key="sk-test",
+        http_client=http.AsyncClient(transport=http.MockTransport(handler)),
+    ) as client:
+        fan = ao.fan(client, rpm=500, tpm=20_000)
+
+        async def ask(request: dict[str, Any]) -> Any:
+            return await client.chat.completions.create(**request)
+
+        (result,) = await fan.map(ask, [REQUEST])
+    assert result.choices[0].message.content == "hi"
+    assert observed == [("500/60s", 7, 110.0), ("20000/60s", 1500, 55.5)]
+
+
+# -- the blocking twin ------------------------------------------------------------------------
+
+
+def test_blocking_fan_for_the_sync_client() -> None:
+    client = _sync_client()
+    with ao.blocking_fan(client, rpm=600, tpm=100_000, concurrency=4) as fan:
+        assert isinstance(fan, anyfan.blocking.Fan)
+        assert fan.concurrency == 4
+        assert client.max_retries == 0
+        assert client._client.event_hooks["response"] == []
+        assert fan.map(len, [{"prompt": "ab"}, {"prompt": "abc"}]) == [1, 1]
+    client.close()
+
+
+def test_items_must_be_request_dicts() -> None:
+    with pytest.raises(TypeError, match=r"keyword arguments as a dict.*got str"):
+        ao.estimate_tokens("Tell me a joke")  # type: ignore[arg-type]
+    with ao.blocking_fan(tpm=1000) as fan, pytest.raises(TypeError, match="got str"):
+        fan.map(len, ["a prompt"])
+
+
+def test_blocking_fan_checks_its_options() -> None:
+    with pytest.raises(ValueError, match="rpm must be a positive number"):
+        ao.blocking_fan(rpm=-1)
+    with pytest.raises(TypeError, match="retry must be"):
+        ao.blocking_fan(retry="never")  # type: ignore[arg-type]
