@@ -18,9 +18,10 @@ from typing import Any, Final, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._aggregate import Collector
+from ._channel import Channel
+from ._clock import loop_clock
 from ._errors import DeadlineExceeded
 from ._ordering import Reorderer
 from ._outcome import Outcome
@@ -136,6 +137,7 @@ class Run(Generic[T, R]):
         self._fatal: BaseException | None = None
         self._failed_fast = False
         self._tg: TaskGroup | None = None
+        self._now: Callable[[], float] = anyio.current_time
 
     # -- hooks for subclasses ------------------------------------------------
 
@@ -193,6 +195,7 @@ class Run(Generic[T, R]):
             with anyio.CancelScope(deadline=deadline) as scope:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    self._now = loop_clock()
                     if self._guarded is not None:
                         self._guarded.bind()
                     self._spawn()
@@ -277,7 +280,7 @@ class Run(Generic[T, R]):
                         # The fast path, inlined: one slot, one attempt.
                         await slots.acquire()
                         # Timed from the start of the call, not of the wait for a slot.
-                        started = anyio.current_time() if timed else 0.0
+                        started = self._now() if timed else 0.0
                         stats.started += 1
                         attempts = 1
                         try:
@@ -330,7 +333,7 @@ class Run(Generic[T, R]):
             return await self._call(item)
         with anyio.fail_after(timeout) as scope:
             value = await self._call(item)
-        if anyio.current_time() >= scope.deadline:
+        if self._now() >= scope.deadline:
             # A call in a worker thread cannot be interrupted; it is waited
             # for, then its late result is discarded as the timeout demands.
             raise TimeoutError(f"call took longer than its timeout of {timeout:g}s")
@@ -359,7 +362,7 @@ class Run(Generic[T, R]):
                     ticket = await limits.acquire(item)  # also waits out the pause
                 elif pause is not None:
                     await pause.wait()
-                now = anyio.current_time()
+                now = self._now()
                 if attempt == 0:
                     first = now
                     if retry is not None:
@@ -386,7 +389,7 @@ class Run(Generic[T, R]):
             if retry is None:
                 stats.failed += 1
                 return None, error, attempt, first
-            now = anyio.current_time()
+            now = self._now()
             decision = retry.decide(error, attempt=attempt, elapsed=now - first, now=now)
             if decision.pause is not None and pause is not None:
                 pause.trigger(decision.pause)
@@ -419,7 +422,7 @@ class MapRun(Run[T, R]):
         started: float,
     ) -> bool:
         if self._observer is not None:
-            elapsed = anyio.current_time() - started
+            elapsed = self._now() - started
             self._observer(Outcome(index, item, value, error, attempts, elapsed))
         if error is None:
             self.collector.results[index] = value
@@ -438,9 +441,8 @@ class StreamRun(Run[T, R]):
     def __init__(self, call: Callable[[T], Awaitable[R]], items: Any, **options: Any) -> None:
         super().__init__(call, items, **options)
         self._next_index = 0
-        send, receive = anyio.create_memory_object_stream[Outcome[T, R]](self._width)
-        self._send: MemoryObjectSendStream[Outcome[T, R]] = send
-        self.receive: MemoryObjectReceiveStream[Outcome[T, R]] = receive
+        # Room for a few outcomes per worker lets writers refill in bursts.
+        self.channel: Channel[Outcome[T, R]] = Channel(4 * self._width)
 
     def _reserve(self) -> int:
         index = self._next_index
@@ -456,14 +458,14 @@ class StreamRun(Run[T, R]):
         attempts: int,
         started: float,
     ) -> bool:
-        outcome = Outcome(index, item, value, error, attempts, anyio.current_time() - started)
+        outcome = Outcome(index, item, value, error, attempts, self._now() - started)
         if self._observer is not None:
             self._observer(outcome)
-        await self._send.send(outcome)
+        await self.channel.put(outcome)
         return False
 
     def _all_workers_done(self) -> None:
-        self._send.close()
+        self.channel.close()
 
     def _completed(self) -> dict[int, Any]:
         # The consumer has already been handed everything that finished.
@@ -473,8 +475,8 @@ class StreamRun(Run[T, R]):
 class Outcomes(Generic[T, R]):
     """The async iterator ``stream`` yields: outcomes as they finish, or in input order."""
 
-    def __init__(self, receive: MemoryObjectReceiveStream[Outcome[T, R]], *, ordered: bool) -> None:
-        self._receive = receive
+    def __init__(self, channel: Channel[Outcome[T, R]], *, ordered: bool) -> None:
+        self._receive = channel
         self._reorder: Reorderer[Outcome[T, R]] | None = Reorderer() if ordered else None
         self._ready: deque[Outcome[T, R]] = deque()
 
@@ -485,12 +487,12 @@ class Outcomes(Generic[T, R]):
         reorder = self._reorder
         if reorder is None:
             try:
-                return await self._receive.receive()
+                return await self._receive.get()
             except anyio.EndOfStream:
                 raise StopAsyncIteration from None
         while not self._ready:
             try:
-                outcome = await self._receive.receive()
+                outcome = await self._receive.get()
             except anyio.EndOfStream:
                 raise StopAsyncIteration from None
             self._ready.extend(reorder.push(outcome.index, outcome))

@@ -340,18 +340,27 @@ class Fan:
         order. Leaving the block early cancels the calls still in flight.
         """
         options = self._run_options(concurrency, timeout, deadline, limits, retry)
-        observer, close = make_observer(items, progress, on_outcome)
-        run = StreamRun(as_async(fn, options["width"]), items, observer=observer, **options)
-        return _stream(run, ordered, close)
+        make_observer(items, False, on_outcome)  # reject bad options now, not on entry
+        if not isinstance(progress, bool | str):
+            raise TypeError(f"progress must be a bool or a label, got {progress!r}")
+
+        def start() -> tuple[StreamRun[T, Any], Callable[[], None]]:
+            # Built on entry, so a stream that is never entered leaves nothing open.
+            observer, close = make_observer(items, progress, on_outcome)
+            return StreamRun(
+                as_async(fn, options["width"]), items, observer=observer, **options
+            ), close
+
+        return _stream(start, ordered)
 
 
 @asynccontextmanager
 async def _stream(
-    run: StreamRun[T, R], ordered: bool, close: Callable[[], None]
+    start: Callable[[], tuple[StreamRun[T, R], Callable[[], None]]], ordered: bool
 ) -> AsyncIterator[Outcomes[T, R]]:
+    run, close = start()
     try:
-        with run.receive:
-            async with run.running(stop_on_exit=True):
-                yield Outcomes(run.receive, ordered=ordered)
+        async with run.running(stop_on_exit=True):
+            yield Outcomes(run.channel, ordered=ordered)
     finally:
         close()

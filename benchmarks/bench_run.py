@@ -1,0 +1,384 @@
+"""Section ``run`` (issue 5/5): ``anyfan run`` over a file of requests against the simulator.
+
+Every case runs the simulator (``anyfan sim``) and the client as two separate
+processes on this machine, each started afresh. Two measurements:
+
+- paced: a 20,000-request file under RPM and TPM limits that the simulator
+  enforces the provider's way (per minute, in 1-second slices), the client
+  told the same limits. Wall time is set against the least time the limits
+  allow; the client's CPU and the 429s it drew are counted. Given
+  ``--cookbook PATH`` (a local copy of the OpenAI cookbook's
+  ``api_request_parallel_processor.py``, never shipped), the same file and
+  limits go through it too.
+- peak: the same file with no limits and an instant simulator, for the most
+  requests per second; the best of a few runs is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness
+from _harness import Target, count
+
+if TYPE_CHECKING:
+    import argparse
+
+TITLE = "anyfan run: a batch job against the simulator"
+ORDER = 60
+
+REQUESTS = 20_000
+QUICK_REQUESTS = 1_000
+RPM = 30_000
+TPM = 1_500_000
+PACED_LATENCY = ("--ttft-ms", "100", "--itl-ms", "2", "--jitter", "0.3")
+PACED_CONCURRENCY = 200
+PEAK_CONCURRENCY = 100
+PEAK_TARGET = 5_000  # requests per second, sustained, on asyncio
+MAX_OVER_IDEAL = 0.05
+KEY = "sk-bench-not-a-secret"
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--run-requests",
+        type=int,
+        help=f"requests in the file (default {REQUESTS:,}; --quick {QUICK_REQUESTS:,})",
+    )
+    group.add_argument("--run-rpm", type=int, help=f"RPM limit of the paced case (default {RPM:,})")
+    group.add_argument("--run-tpm", type=int, help=f"TPM limit of the paced case (default {TPM:,})")
+    group.add_argument(
+        "--run-repeats", type=int, help="peak runs, the best kept (default 3; --quick 1)"
+    )
+    if "--cookbook" not in group._option_string_actions:  # the openai section shares it
+        group.add_argument(
+            "--cookbook",
+            metavar="PATH",
+            help="a local copy of the cookbook's api_request_parallel_processor.py to run side "
+            "by side (never shipped with anyfan)",
+        )
+
+
+# -- the pieces ----------------------------------------------------------------------
+
+
+def write_requests(path: Path, n: int) -> int:
+    """Write ``n`` chat requests (bare bodies); return the tokens the limits charge for them."""
+    from anyfan.openai import estimate_tokens
+
+    tokens = 0
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            body = {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"Question {i}: say something short."}],
+                "max_tokens": 10 + i % 40,
+            }
+            tokens += estimate_tokens(body)
+            f.write(json.dumps(body) + "\n")
+    return tokens
+
+
+class Sim:
+    """``anyfan sim`` in its own process."""
+
+    def __init__(self, *options: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "anyfan", "sim", *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if not first.startswith("anyfan sim: serving "):
+            self.proc.kill()
+            raise RuntimeError(f"the simulator did not start: {first!r}")
+        self.base_url = first.split()[-1]
+
+    def stop(self) -> dict[str, Any]:
+        """Stop it; return its counters."""
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=60)
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Ran:
+    """One client run."""
+
+    client: str
+    wall: float
+    cpu: float
+    answered: int
+    ok: int
+    sim: dict[str, Any]
+    sustained: float | None = None  # requests per second between the first and last result
+    note: str = ""
+
+
+def run_anyfan(
+    src: Path, work: Path, sim_options: tuple[str, ...], args: list[str], timeout: float
+) -> Ran:
+    sim = Sim(*sim_options)
+    out = work / "results.jsonl"
+    for stale in (out, work / "results.jsonl.anyfan.json"):
+        stale.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "anyfan", "run", str(src), "-o", str(out)]
+    command += ["--base-url", sim.base_url, "--progress", "off", *args]
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    cpu, started = children_cpu(), time.perf_counter()
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    finally:
+        wall, cpu = time.perf_counter() - started, children_cpu() - cpu
+        counters = sim.stop()
+    lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
+    ok = sum('"response":{"status_code":200,' in line for line in lines)
+    sustained = None
+    for line in done.stdout.splitlines():
+        if " RPM" in line:
+            sustained = float(line.split(" RPM")[0].split()[-1].replace(",", "")) / 60
+    note = "" if done.returncode == 0 else f"exit {done.returncode}"
+    return Ran("anyfan run", wall, cpu, len(lines), ok, counters, sustained, note)
+
+
+#: Runs the cookbook script unmodified against the simulator: the script accepts only
+#: https:// URLs, so its one URL pattern is widened to http:// as well.
+_COOKBOOK_RUNNER = """
+import re, runpy, sys
+_search = re.search
+def search(pattern, string, flags=0):
+    if isinstance(pattern, str) and pattern.startswith("^https://"):
+        pattern = "^https?://" + pattern[len("^https://"):]
+    return _search(pattern, string, flags)
+re.search = search
+script = sys.argv.pop(1)
+sys.argv[0] = script
+runpy.run_path(script, run_name="__main__")
+"""
+
+#: Put first on the script's path when tiktoken cannot load its encoding offline: a
+#: character count, which is also what the provider's limiter goes by.
+_TIKTOKEN_BY_CHARACTERS = """
+class Encoding:
+    def encode(self, text, **options):
+        return [0] * -(-len(text) // 4)
+def get_encoding(name):
+    return Encoding()
+"""
+
+
+def _tiktoken_works() -> bool:
+    check = "import tiktoken; tiktoken.get_encoding('cl100k_base')"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=120)
+    return done.returncode == 0
+
+
+def run_cookbook(
+    script: Path,
+    src: Path,
+    work: Path,
+    sim_options: tuple[str, ...],
+    rpm: int,
+    tpm: int,
+    timeout: float,
+) -> Ran:
+    out = work / "cookbook-results.jsonl"
+    out.unlink(missing_ok=True)
+    shims = work / "cookbook-shims"
+    shims.mkdir(exist_ok=True)
+    (shims / "runner.py").write_text(_COOKBOOK_RUNNER, encoding="utf-8")
+    if not _tiktoken_works():
+        (shims / "tiktoken.py").write_text(_TIKTOKEN_BY_CHARACTERS, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(shims)}
+    sim = Sim(*sim_options)
+    command = [sys.executable, str(shims / "runner.py"), str(script)]
+    command += ["--requests_filepath", str(src)]
+    command += ["--save_filepath", str(out), "--request_url", sim.base_url + "/chat/completions"]
+    command += ["--api_key", KEY, "--max_requests_per_minute", str(rpm)]
+    command += ["--max_tokens_per_minute", str(tpm), "--token_encoding_name", "cl100k_base"]
+    command += ["--max_attempts", "5", "--logging_level", "40"]
+    cpu, started = children_cpu(), time.perf_counter()
+    note = ""
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode:
+            note = f"exit {done.returncode}: " + (done.stderr.strip().splitlines() or [""])[-1][:80]
+    except subprocess.TimeoutExpired:
+        note = f"stopped after {timeout:.0f} s"
+    finally:
+        wall, cpu = time.perf_counter() - started, children_cpu() - cpu
+        counters = sim.stop()
+    lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
+    ok = 0
+    for line in lines:
+        try:
+            answer = json.loads(line)[1]
+        except (ValueError, IndexError):
+            continue
+        ok += isinstance(answer, dict) and "choices" in answer
+    return Ran("cookbook script", wall, cpu, len(lines), ok, counters, None, note)
+
+
+# -- the section ---------------------------------------------------------------------
+
+
+def run(opts: argparse.Namespace) -> str:
+    quick = opts.quick
+    n = opts.run_requests or (QUICK_REQUESTS if quick else REQUESTS)
+    rpm = opts.run_rpm or (4 * RPM if quick else RPM)
+    tpm = opts.run_tpm or (4 * TPM if quick else TPM)
+    repeats = opts.run_repeats or (1 if quick else 3)
+    with tempfile.TemporaryDirectory(prefix="anyfan-bench-run-") as tmp:
+        work = Path(tmp)
+        src = work / "requests.jsonl"
+        tokens = write_requests(src, n)
+        ideal = max(60 * n / rpm, 60 * tokens / tpm)
+        limit_time = 10 * ideal + 120
+        paced_sim = ("--rpm", str(rpm), "--tpm", str(tpm), *PACED_LATENCY)
+        _harness.progress(f"  run: paced, {n:,} requests, ideal {ideal:.1f} s")
+        paced = [
+            run_anyfan(
+                src,
+                work,
+                paced_sim,
+                ["--rpm", str(rpm), "--tpm", str(tpm), "--concurrency", str(PACED_CONCURRENCY)],
+                limit_time,
+            )
+        ]
+        cookbook = getattr(opts, "cookbook", None)
+        if cookbook:
+            _harness.progress("  run: paced, the cookbook script")
+            paced.append(run_cookbook(Path(cookbook), src, work, paced_sim, rpm, tpm, limit_time))
+        peaks = []
+        for i in range(repeats):
+            _harness.progress(f"  run: peak, run {i + 1} of {repeats}")
+            peaks.append(run_anyfan(src, work, (), ["--concurrency", str(PEAK_CONCURRENCY)], 600))
+    return render(n, rpm, tpm, tokens, ideal, paced, cookbook, peaks, quick)
+
+
+def render(
+    n: int,
+    rpm: int,
+    tpm: int,
+    tokens: int,
+    ideal: float,
+    paced: list[Ran],
+    cookbook: str | None,
+    peaks: list[Ran],
+    quick: bool,
+) -> str:
+    rows = []
+    for r in paced:
+        rows.append(
+            (
+                r.client,
+                f"{r.wall:.1f} s",
+                f"{r.wall / ideal:.2f}x",
+                f"{r.sim['rate_limited']:,}",
+                f"{r.ok:,} / {n:,}",
+                f"{1e6 * r.cpu / n:.0f}",
+                f"{r.sim['cpu_seconds']:.1f} s",
+                r.note or "-",
+            )
+        )
+    if not cookbook:
+        rows.append(("cookbook script", "absent", "-", "-", "-", "-", "-", "give --cookbook PATH"))
+    paced_table = _harness.table(
+        (
+            "client",
+            "wall time",
+            "vs ideal",
+            "429s",
+            "answered 200",
+            "client CPU µs/request",
+            "simulator CPU",
+            "note",
+        ),
+        rows,
+        "lrrrrrrl",
+    )
+    best = max(peaks, key=lambda r: r.sustained or 0.0)
+    peak_rows = [
+        (
+            f"run {i + 1}",
+            f"{r.sustained or 0:,.0f}",
+            f"{n / r.wall:,.0f}",
+            f"{1e6 * r.cpu / n:.0f}",
+            f"{1e6 * r.sim['cpu_seconds'] / max(r.sim['requests'], 1):.0f}",
+            f"{100 * r.sim['cpu_seconds'] / r.wall:.0f}%",
+            f"{r.ok:,} / {n:,}",
+        )
+        for i, r in enumerate(peaks)
+    ]
+    peak_table = _harness.table(
+        (
+            "",
+            "req/s sustained",
+            "req/s end to end",
+            "client CPU µs/request",
+            "simulator CPU µs/request",
+            "simulator share of a core",
+            "answered 200",
+        ),
+        peak_rows,
+    )
+    anyfan_paced = paced[0]
+    targets = [
+        Target(
+            f"paced: wall time within {100 * MAX_OVER_IDEAL:.0f}% of the ideal the limits allow",
+            f"{anyfan_paced.wall:.1f} s against {ideal:.1f} s",
+            anyfan_paced.wall <= (1 + MAX_OVER_IDEAL) * ideal,
+        ),
+        Target(
+            "paced: every request answered, no 429",
+            f"{anyfan_paced.ok:,} / {n:,} answered, {anyfan_paced.sim['rate_limited']:,} x 429",
+            anyfan_paced.ok == n and anyfan_paced.sim["rate_limited"] == 0,
+        ),
+        Target(
+            f"peak: at least {PEAK_TARGET:,} req/s sustained on asyncio",
+            f"{best.sustained or 0:,.0f} req/s",
+            (best.sustained or 0) >= PEAK_TARGET and best.ok == n,
+        ),
+    ]
+    per_request = tokens / n
+    return "\n\n".join(
+        [
+            f"## {TITLE}",
+            f"`anyfan run` answers a file of {count(n)} chat requests (bare bodies, `max_tokens` "
+            f"10 to 49, about {per_request:.0f} tokens charged each) from a simulator in a "
+            "separate process on this machine; each case starts both processes afresh. "
+            f"**Paced**: the simulator enforces {rpm:,} RPM and {tpm:,} TPM the provider's way "
+            "(per minute, in 1-second slices) and answers after 100 ms plus 2 ms per token "
+            f"(±30%); the client is given the same limits and concurrency {PACED_CONCURRENCY}. "
+            "The ideal is the least time the limits allow. "
+            f"**Peak**: no limits, an instant simulator, concurrency {PEAK_CONCURRENCY}, best of "
+            f"{len(peaks)} runs. *Sustained* is the client's own rate between its first request "
+            "and its last result; *end to end* includes starting Python. Client CPU is the "
+            "process's user + system time, start-up included, divided by the requests; the "
+            "simulator's is its server thread's. The client posts with its built-in HTTP client "
+            "on asyncio + uvloop.",
+            f"**Paced**: {count(n)} requests at {rpm:,} RPM / {tpm:,} TPM (ideal {ideal:.1f} s)",
+            paced_table,
+            f"**Peak**: {count(n)} requests, no limits",
+            peak_table,
+            _harness.targets_table(targets, quick=quick),
+        ]
+    )
