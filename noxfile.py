@@ -6,9 +6,11 @@ the dependency groups from pyproject.toml, with pip, from PyPI.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
-nox.options.sessions = ["tests", "tests_minimal", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "tests_minimal", "readme", "lint", "typecheck", "docs"]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_external_run = True
 
@@ -16,7 +18,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 # The extras the full test, type-check and benchmark environments install.
 # Add each new extra here as it lands (openai, sim, aiohttp, progress, ...).
-EXTRAS = ["trio"]
+EXTRAS = ["trio", "sim", "aiohttp", "progress", "openai"]
 PACKAGE_WITH_EXTRAS = f".[{','.join(EXTRAS)}]"
 
 
@@ -28,7 +30,11 @@ def _groups(*names: str) -> tuple[str, ...]:
 def tests(session: nox.Session) -> None:
     """Run the test suite on asyncio, asyncio+uvloop and trio, with branch coverage."""
     session.install(PACKAGE_WITH_EXTRAS, *_groups("test", "test-backends"))
-    session.run("pytest", "--cov", "--cov-report=term-missing:skip-covered", *session.posargs)
+    # coverage starts before pytest so that modules imported by plugins (the
+    # `anyfan_sim` fixture's entry point imports anyfan) are measured from the start.
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "report")
 
 
 @nox.session
@@ -59,6 +65,30 @@ def tests_minimal(session: nox.Session) -> None:
         silent=True,
     )
     session.run("pytest", *session.posargs)
+
+
+@nox.session(reuse_venv=False)
+def readme(session: nox.Session) -> None:
+    """Run the README's main-job command, verbatim, in a brand-new virtualenv."""
+    command = _readme_commands()[0]
+    session.log(command)
+    # nox puts the fresh virtualenv first on PATH, so `python3` is its interpreter.
+    session.run("bash", "-c", command, external=True)
+
+
+def _readme_commands() -> list[str]:
+    """The README's set-up commands: the shell lines of its "Set up" code blocks."""
+    lines = Path("README.md").read_text(encoding="utf-8").splitlines()
+    commands, inside = [], False
+    for line in lines:
+        if line.startswith("```"):
+            inside = not inside and line.strip() in ("```bash", "```sh", "```console")
+            continue
+        if inside and line.startswith("python3 -m pip install"):
+            commands.append(line.strip())
+    if len(commands) != 2:
+        raise RuntimeError(f"README must give exactly two set-up commands, found {commands}")
+    return commands
 
 
 @nox.session

@@ -358,3 +358,11 @@ openai_embedding_requests = st.fixed_dictionaries(
         | st.lists(_token_ids, min_size=1, max_size=3),
     }
 )
+
+
+# --- anyfan run (anyfan.cli._sender) ---
+
+#: A response's ``usage`` numbers, as the sender picks them out of the raw bytes.
+usage_numbers = st.fixed_dictionaries(
+    {"prompt_tokens": st.integers(0, 10**9), "total_tokens": st.integers(0, 10**9)}
+)

@@ -113,13 +113,15 @@ async def test_stream_bar_counts_and_closes_on_early_exit(fake_tqdm: type[FakeBa
             yield n
             n += 1
 
+    consumed = 0
     async with anyfan.stream(half_fail, endless(), progress=True, concurrency=4) as outcomes:
-        async for outcome in outcomes:
-            if outcome.index >= 10:
+        async for _ in outcomes:
+            consumed += 1
+            if consumed == 11:
                 break
     (bar,) = fake_tqdm.instances
     assert bar.total is None
-    assert bar.count >= 11
+    assert bar.count >= consumed == 11
     assert bar.closed
 
 

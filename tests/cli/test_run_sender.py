@@ -14,6 +14,7 @@ from anyfan import Outcome
 from anyfan.batch import BatchJob, BatchRequest
 from anyfan.cli import _sender
 from anyfan.transport import ConnectionFailed, HttpResponse, HttpStatusError
+from strategies import usage_numbers
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,13 +59,7 @@ def test_number_after_reads_a_key_without_decoding(
     assert _sender.number_after(raw, key) == value
 
 
-@given(
-    usage=st.fixed_dictionaries(
-        {"prompt_tokens": st.integers(0, 10**9), "total_tokens": st.integers(0, 10**9)}
-    ),
-    text=st.text(),
-    indent=st.sampled_from([None, 2]),
-)
+@given(usage=usage_numbers, text=st.text(), indent=st.sampled_from([None, 2]))
 def test_number_after_agrees_with_a_full_decode(
     usage: dict[str, int], text: str, indent: int | None
 ) -> None:
@@ -166,29 +161,33 @@ def test_limits_charge_the_estimate_and_settle_at_the_reported_prompt() -> None:
 
 
 class Seen:
-    def __init__(self) -> None:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
         self.calls: list[tuple[float, float | None]] = []
 
     def observe(self, remaining: float, reset: float | None = None) -> None:
         self.calls.append((remaining, reset))
 
 
-def test_rate_limit_headers_feed_the_rates() -> None:
+def test_rate_limit_headers_feed_the_rates_once_little_is_left() -> None:
     assert _sender.header_follower(None, None) is None
-    requests, tokens = Seen(), Seen()
+    requests, tokens = Seen(rate=10), Seen(rate=1000)
     follow = _sender.header_follower(requests, tokens)  # type: ignore[arg-type]
     assert follow is not None
-    follow(
-        {
-            "x-ratelimit-remaining-requests": "59",
-            "x-ratelimit-reset-requests": "1s",
-            "x-ratelimit-remaining-tokens": "1000",
-            "x-ratelimit-reset-tokens": "6m0s",
-        }
-    )
+    plenty = {
+        "x-ratelimit-remaining-requests": "59",
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-remaining-tokens": "5000",
+        "x-ratelimit-reset-tokens": "6m0s",
+    }
+    follow(plenty)  # more than a second's share left of both: nothing to correct
+    assert requests.calls == tokens.calls == []
+    follow({**plenty, "x-ratelimit-remaining-requests": "9"})
+    follow({**plenty, "x-ratelimit-remaining-tokens": "999"})
     follow({})
-    assert requests.calls == [(59, 1.0)]
-    assert tokens.calls == [(1000, 360.0)]
+    follow({"x-ratelimit-remaining-requests": "soon"})
+    assert requests.calls == [(9, 1.0)]
+    assert tokens.calls == [(999, 360.0)]
     only_requests = _sender.header_follower(requests, None)  # type: ignore[arg-type]
     assert only_requests is not None
     only_requests({"x-ratelimit-remaining-tokens": "5", "x-ratelimit-remaining-requests": "1"})

@@ -14,8 +14,9 @@ import pytest
 from run_helpers import SECRET
 
 from anyfan.openai import classify_exception
-from anyfan.transport import ConnectionFailed, RequestTimeout, _lean
-from anyfan.transport._lean import Connection, Headers, LeanTransport, ProtocolError, Target
+from anyfan.transport import ConnectionFailed, RequestTimeout, _http11, _lean
+from anyfan.transport._http11 import Connection, Headers, ProtocolError
+from anyfan.transport._lean import LeanTransport, Target
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -194,7 +195,7 @@ async def test_connection_close_and_extra_bytes_end_reuse() -> None:
         (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
-        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * (_lean.MAX_HEAD + 10), "response head too large"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * (_http11.MAX_HEAD + 10), "response head too large"),
     ],
 )
 async def test_garbled_responses_fail_the_request(reply: bytes, problem: str) -> None:
@@ -247,6 +248,9 @@ class FakeTransport:
 
     def abort(self) -> None:
         self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.aborted
 
 
 def test_unexpected_bytes_on_an_idle_connection_drop_it() -> None:

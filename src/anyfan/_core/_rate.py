@@ -188,15 +188,19 @@ class Rate:
         """
         if self._cost is None:
             return 1.0
-        return _check_number(self._cost(item), f"cost({item!r:.40})", allow_zero=True)
+        units = self._cost(item)
+        if type(units) in (int, float) and 0 <= units < math.inf:
+            return float(units)  # the common case, without building an error message
+        return _check_number(units, f"cost({item!r:.40})", allow_zero=True)
 
     def actual_of(self, item: Any, result: Any) -> float | None:
         """Return the units a call really used, or ``None`` when no ``actual`` was given."""
         if self._actual is None:
             return None
-        return _check_number(
-            self._actual(item, result), f"actual({item!r:.40}, ...)", allow_zero=True
-        )
+        units = self._actual(item, result)
+        if type(units) in (int, float) and 0 <= units < math.inf:
+            return float(units)
+        return _check_number(units, f"actual({item!r:.40}, ...)", allow_zero=True)
 
     def adjust(
         self,

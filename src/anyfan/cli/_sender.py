@@ -48,7 +48,7 @@ class SendSettings:
         tpm: Tokens per minute allowed, or ``None``.
         max_attempts: Most times a request is sent.
         timeout: Seconds one attempt may take, or ``None``.
-        client: The HTTP client: ``"auto"``, ``"aiohttp"`` or ``"httpx"``.
+        client: The HTTP client: ``"auto"``, ``"builtin"``, ``"aiohttp"`` or ``"httpx"``.
         secret: Text never to be written anywhere (the API key), left out of the repr.
     """
 
@@ -136,17 +136,38 @@ def request_limits(
     return requests, tokens
 
 
-def header_follower(requests: Rate | None, tokens: Rate | None) -> Callable[[Any], None] | None:
-    """A function feeding a response's ``x-ratelimit-*`` headers to the rates, if any."""
-    if requests is None and tokens is None:
+def _remaining(headers: Any, name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
         return None
 
+
+def header_follower(requests: Rate | None, tokens: Rate | None) -> Callable[[Any], None] | None:
+    """A function feeding a response's ``x-ratelimit-*`` headers to the rates, if any.
+
+    The provider's count only matters once less than a second's share of a
+    limit is left (until then the local pacing is the stricter), so the rest
+    of the headers are parsed only then: most responses cost two lookups.
+    """
+    if requests is None and tokens is None:
+        return None
+    checks = [
+        (rate, f"x-ratelimit-remaining-{kind}", rate.rate)
+        for rate, kind in ((requests, "requests"), (tokens, "tokens"))
+        if rate is not None
+    ]
+
     def follow(headers: Any) -> None:
-        seen = RateLimitHeaders.parse(headers)
-        if requests is not None and seen.remaining_requests is not None:
-            requests.observe(seen.remaining_requests, seen.reset_requests)
-        if tokens is not None and seen.remaining_tokens is not None:
-            tokens.observe(seen.remaining_tokens, seen.reset_tokens)
+        for rate, name, share in checks:
+            remaining = _remaining(headers, name)
+            if remaining is not None and remaining < share:
+                seen = RateLimitHeaders.parse(headers)
+                reset = seen.reset_requests if rate is requests else seen.reset_tokens
+                rate.observe(remaining, reset)
 
     return follow
 

@@ -276,12 +276,15 @@ class _HeaderObserver:
         return any(ref is not None and ref() is not None for ref in (self._requests, self._tokens))
 
     async def __call__(self, response: Any) -> None:
+        requests = None if self._requests is None else self._requests()
+        tokens = None if self._tokens is None else self._tokens()
+        if requests is None and tokens is None:
+            return  # its Fans are gone; the hook is pruned when the next one is installed
         requests_left, requests_reset, tokens_left, tokens_reset = _calibration(response.headers)
-        for ref, left, reset in (
-            (self._requests, requests_left, requests_reset),
-            (self._tokens, tokens_left, tokens_reset),
+        for rate, left, reset in (
+            (requests, requests_left, requests_reset),
+            (tokens, tokens_left, tokens_reset),
         ):
-            rate = None if ref is None else ref()
             remaining = None if left is None else count(left)
             if rate is not None and remaining is not None:
                 rate.observe(remaining, None if reset is None else parse_go_duration(reset))
