@@ -465,6 +465,22 @@ def _targets(
 
             got = [(n, _us(cell, n)) for n, cell in mine.items() if cell.measured]
             said = [f"{us:.2f} ({count(n)})" for n, us in got]
+            largest = mine[sizes[-1]]
+            broken_largest = ["error"] if largest.error else []
+            over = max(largest.rss) - baseline[backend] if largest.measured else None
+            memory.append(
+                _check(
+                    f"{name}: peak RSS at {count(sizes[-1])} items ≤ "
+                    f"{mb(MAX_RSS_OVER_BASELINE)} MB over baseline",
+                    ([] if over is None else [f"{mb(over)} MB"]) + broken_largest,
+                    [] if over is None else [over <= MAX_RSS_OVER_BASELINE],
+                    broken_largest,
+                )
+            )
+            if case.key != "anyfan_map":
+                # The speed targets are the engine's scheduling cost, which is map's;
+                # stream adds a hand-off to a consumer task and is reported, not judged.
+                continue
             speed.append(
                 _check(
                     f"{name}: ≤ {MAX_US_PER_ITEM:g} µs/item",
@@ -491,19 +507,6 @@ def _targets(
                     [f"{r:.1f}x ({count(n)})" for n, r in ratios] + broken,
                     [r >= MIN_TIMES_BELOW_AIOMETER for _, r in ratios],
                     broken,
-                )
-            )
-
-            largest = mine[sizes[-1]]
-            broken_largest = ["error"] if largest.error else []
-            over = max(largest.rss) - baseline[backend] if largest.measured else None
-            memory.append(
-                _check(
-                    f"{name}: peak RSS at {count(sizes[-1])} items ≤ "
-                    f"{mb(MAX_RSS_OVER_BASELINE)} MB over baseline",
-                    ([] if over is None else [f"{mb(over)} MB"]) + broken_largest,
-                    [] if over is None else [over <= MAX_RSS_OVER_BASELINE],
-                    broken_largest,
                 )
             )
     return speed + ratio + memory
