@@ -124,7 +124,12 @@ def test_charge_is_checked() -> None:
 
 def test_tokenizer_loads_when_the_limits_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
     loads: list[bool] = []
-    monkeypatch.setattr(ao._fan, "warm_up", lambda: loads.append(True) or False)
+
+    def warm_up() -> bool:
+        loads.append(True)
+        return False
+
+    monkeypatch.setattr(ao._fan, "warm_up", warm_up)
     ao.request_limits(rpm=10)
     assert loads == []
     ao.request_limits(tpm=10)
