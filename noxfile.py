@@ -48,7 +48,7 @@ def tests(session: nox.Session) -> None:
 def tests_openai(session: nox.Session, sdk: str) -> None:
     """Run the OpenAI adapter's tests against each major version of the openai SDK."""
     session.install(".[trio,sim]", sdk, *_groups("test", "test-backends"))
-    session.run("pytest", "tests/openai", *session.posargs)
+    session.run("pytest", "tests/adapter_openai", *session.posargs)
 
 
 @nox.session

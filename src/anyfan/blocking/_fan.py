@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from .._core._fan import Fan as AsyncFan
 from .._core._fan import Items, close_unstarted
 from .._core._options import DEFAULT_CONCURRENCY
+from .._core._stats import FanStats
 from ._loop import Backend, Loop, resolve_loop
 from ._stream import Outcomes
 
@@ -80,6 +81,15 @@ class Fan:
     def in_flight(self) -> int:
         """Calls running right now, across every thread using this Fan."""
         return self._fan.in_flight
+
+    @property
+    def stats(self) -> FanStats:
+        """A snapshot of this Fan's activity (see `anyfan.Fan.stats`), read on its loop."""
+
+        async def read() -> FanStats:
+            return self._fan.stats
+
+        return self._loop.call(read)
 
     @property
     def async_fan(self) -> AsyncFan:
