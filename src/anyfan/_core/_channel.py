@@ -44,9 +44,6 @@ class Channel(Generic[X]):
         self._has_room: anyio.Event | None = None
         self._gets = 0
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     async def put(self, entry: X) -> None:
         """Append ``entry``, waiting while the buffer is full."""
         while len(self._entries) >= self._capacity:

@@ -360,7 +360,7 @@ class Run(Generic[T, R]):
             try:
                 if limits is not None:
                     ticket = await limits.acquire(item)  # also waits out the pause
-                elif pause is not None:
+                elif pause is not None:  # pragma: no branch - a policy has limits or a retry
                     await pause.wait()
                 now = self._now()
                 if attempt == 0:
@@ -378,7 +378,8 @@ class Run(Generic[T, R]):
                     raise
             finally:
                 slots.release()
-            if ticket is not None and limits is not None:
+            if ticket is not None:
+                assert limits is not None
                 try:
                     limits.settle(ticket, value if error is None else error)
                 except Exception as exc:  # a broken ``actual`` function fails its item
@@ -391,7 +392,7 @@ class Run(Generic[T, R]):
                 return None, error, attempt, first
             now = self._now()
             decision = retry.decide(error, attempt=attempt, elapsed=now - first, now=now)
-            if decision.pause is not None and pause is not None:
+            if decision.pause is not None and pause is not None:  # pragma: no branch
                 pause.trigger(decision.pause)
             if decision.delay is None:
                 stats.failed += 1

@@ -40,5 +40,5 @@ class Policy:
         """Attach to the running event loop (see `Limits.bind`)."""
         if self.limits is not None:
             self.limits.bind()
-        elif self.pause is not None:
+        elif self.pause is not None:  # pragma: no branch - active means limits or a retry
             self.pause.bind()

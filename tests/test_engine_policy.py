@@ -1,0 +1,133 @@
+"""The engine's guarded path: rate limits, retries and the shared pause per attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+import anyfan
+from anyfan._core._channel import Channel
+from anyfan._core._policy import Policy
+
+pytestmark = pytest.mark.anyio
+
+FAST = {"backoff": 0.001, "max_backoff": 0.001, "budget": None}
+
+
+async def fail_odd(x: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    if x % 2:
+        raise ValueError(x)
+    return x
+
+
+async def test_limits_without_retry_fail_once_and_count() -> None:
+    fan = anyfan.Fan(4, limits=[anyfan.Rate(100_000)])
+    results = await fan.map(fail_odd, range(6), errors="return")
+    assert [isinstance(r, ValueError) for r in results] == [False, True] * 3
+    stats = fan.stats
+    assert (stats.started, stats.succeeded, stats.failed, stats.retried) == (6, 3, 3, 0)
+    assert stats.limits[0].name == "100000/1s"
+
+
+async def test_a_broken_actual_function_fails_its_item() -> None:
+    def actual(item: int, result: int) -> float:
+        raise RuntimeError("no usage here")
+
+    fan = anyfan.Fan(2, limits=[anyfan.Rate(100_000, actual=actual)])
+    results = await fan.map(fail_odd, [0, 1], errors="return")
+    assert isinstance(results[0], RuntimeError)
+    assert isinstance(results[1], ValueError)  # the call's own error wins
+
+
+async def test_retry_without_limits_waits_on_the_pause_and_heals() -> None:
+    tries: dict[int, int] = {}
+
+    async def flaky(x: int) -> int:
+        tries[x] = tries.get(x, 0) + 1
+        if tries[x] < 3:
+            raise ConnectionError(x)
+        return x
+
+    fan = anyfan.Fan(3, retry=anyfan.Retry(3, **FAST))
+    assert await fan.map(flaky, range(4)) == [0, 1, 2, 3]
+    assert fan.stats.retried == 8
+    assert fan.limits == ()
+    assert fan.retry is not None
+
+
+async def test_retries_give_up_after_their_attempts_and_report_them() -> None:
+    async def never(x: int) -> int:
+        raise ConnectionError(x)
+
+    async with anyfan.stream(never, range(3), retry=anyfan.Retry(2, **FAST)) as outcomes:
+        seen = [o async for o in outcomes]
+    assert sorted(o.attempts for o in seen) == [2, 2, 2]
+    assert all(isinstance(o.error, ConnectionError) for o in seen)
+
+
+async def test_per_call_limits_and_retry_add_to_the_fans() -> None:
+    shared = anyfan.Rate(100_000)
+    fan = anyfan.Fan(4, limits=[shared])
+    extra = anyfan.Rate(50_000)
+    tries: dict[int, int] = {}
+
+    async def flaky(x: int) -> int:
+        tries[x] = tries.get(x, 0) + 1
+        if tries[x] == 1:
+            raise ConnectionError(x)
+        return x
+
+    assert await fan.map(flaky, range(3), limits=[extra], retry=anyfan.Retry(2, **FAST)) == [
+        0,
+        1,
+        2,
+    ]
+    assert fan.retry is None  # the Fan's own policy is unchanged
+    assert fan.limits == (shared,)
+    assert "limits=" in repr(fan)
+
+
+async def test_stream_rejects_a_bad_progress_option_at_once() -> None:
+    with pytest.raises(TypeError, match="progress"):
+        anyfan.stream(fail_odd, [1], progress=3)  # type: ignore[call-overload]
+
+
+def test_policy_rejects_what_is_not_a_retry() -> None:
+    with pytest.raises(TypeError, match=r"retry must be an anyfan\.Retry"):
+        Policy(retry="twice")  # type: ignore[arg-type]
+    assert not Policy().active
+
+
+async def test_channel_wakes_writers_only_once_drained_to_a_quarter() -> None:
+    channel: Channel[int] = Channel(4)
+    for i in range(4):
+        await channel.put(i)
+    woken = anyio.Event()
+
+    async def writer() -> None:
+        await channel.put(4)
+        woken.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer)
+        await anyio.wait_all_tasks_blocked()
+        assert await channel.get() == 0  # three left: above a quarter, no wake yet
+        await anyio.wait_all_tasks_blocked()
+        assert not woken.is_set()
+        assert await channel.get() == 1
+        assert await channel.get() == 2  # one left: writers may refill
+        await woken.wait()
+    channel.close()
+    assert [await channel.get(), await channel.get()] == [3, 4]
+    with pytest.raises(anyio.EndOfStream):
+        await channel.get()
+
+
+async def test_channel_reader_waits_for_a_writer() -> None:
+    channel: Channel[Any] = Channel(2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(channel.put, "x")
+        assert await channel.get() == "x"
