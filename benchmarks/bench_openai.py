@@ -175,8 +175,9 @@ def paired(spec: dict[str, Any]) -> dict[str, Any]:
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one case once in this fresh interpreter; time it and measure its CPU."""
-    import anyfan.openai  # noqa: F401 - imported by every case alike
     import openai  # noqa: F401
+
+    import anyfan.openai  # noqa: F401 - imported by every case alike
 
     if spec["case"] == "paired":
         return paired(spec)
