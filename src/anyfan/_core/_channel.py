@@ -72,8 +72,8 @@ class Channel(Generic[X]):
         while not entries:
             if self._closed:
                 raise anyio.EndOfStream
-            if self._has_entries is None:
-                self._has_entries = anyio.Event()
+            # One reader, so no event can be pending here: each wait gets a fresh one.
+            self._has_entries = anyio.Event()
             await self._has_entries.wait()
         entry = entries.popleft()
         if self._has_room is not None and len(entries) <= self._low:

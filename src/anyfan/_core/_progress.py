@@ -23,10 +23,8 @@ def total_of(items: object) -> int | None:
     """The number of items if it can be known without consuming them."""
     if hasattr(items, "__aiter__"):
         return None
-    try:
-        hint = operator.length_hint(items, -1)
-    except TypeError:
-        return None
+    # length_hint already answers the default when __length_hint__ raises TypeError.
+    hint = operator.length_hint(items, -1)
     return None if hint < 0 else hint
 
 
