@@ -12,6 +12,7 @@ PASS and FAIL across sections without knowing what each one measures.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import resource
@@ -176,3 +177,46 @@ def count(n: int) -> str:
 def mb(n_bytes: float) -> str:
     """Bytes as whole MB (10^6), the unit the targets are stated in."""
     return f"{round(n_bytes / 1e6):,}"  # round() first: no "-0" for noise below baseline
+
+
+# -- the OpenAI cookbook script (never shipped), run against the simulator --
+
+#: Run before the cookbook script, unmodified, so that it can reach the simulator:
+#: it only parses https:// URLs, and tiktoken cannot fetch its encoding offline.
+COOKBOOK_SHIM = """
+import re, runpy, sys
+_search = re.search
+def search(pattern, string, flags=0):
+    if isinstance(pattern, str) and pattern.startswith("^https://"):
+        pattern = "^https?://" + pattern[len("^https://"):]
+    return _search(pattern, string, flags)
+re.search = search
+script = sys.argv.pop(1)
+sys.argv[0] = script
+runpy.run_path(script, run_name="__main__")
+"""
+
+#: A stand-in for tiktoken when its encoding cannot load offline: the quota's own
+#: estimate, four characters a token.
+TIKTOKEN_STANDIN = """
+class _Encoding:
+    def encode(self, text, **_):
+        return [0] * -(-len(text) // 4)
+def get_encoding(name):
+    return _Encoding()
+def encoding_for_model(name):
+    return _Encoding()
+"""
+
+
+def tiktoken_loads() -> bool:
+    """Whether tiktoken is installed and its encoding loads (offline it cannot)."""
+    if importlib.util.find_spec("tiktoken") is None:
+        return False
+    done = subprocess.run(
+        [sys.executable, "-c", "import tiktoken; tiktoken.get_encoding('cl100k_base')"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0

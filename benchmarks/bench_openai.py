@@ -12,7 +12,6 @@ with the same requests-per-minute limit and counts the simulator's 429s.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import resource
@@ -403,45 +402,6 @@ def _brief(result: dict[str, Any], n: int) -> str:
 
 # -- the cookbook script, when given ---------------------------------------------------------
 
-#: Run before the cookbook script, unmodified, so that it can reach the simulator:
-#: it only parses https:// URLs, and tiktoken cannot fetch its encoding offline.
-_COOKBOOK_SHIM = """
-import re, runpy, sys
-_search = re.search
-def search(pattern, string, flags=0):
-    if isinstance(pattern, str) and pattern.startswith("^https://"):
-        pattern = "^https?://" + pattern[len("^https://"):]
-    return _search(pattern, string, flags)
-re.search = search
-script = sys.argv.pop(1)
-sys.argv[0] = script
-runpy.run_path(script, run_name="__main__")
-"""
-
-#: A stand-in for tiktoken when its encoding cannot load offline: the quota's own
-#: estimate, four characters a token.
-_TIKTOKEN_STANDIN = """
-class _Encoding:
-    def encode(self, text, **_):
-        return [0] * -(-len(text) // 4)
-def get_encoding(name):
-    return _Encoding()
-def encoding_for_model(name):
-    return _Encoding()
-"""
-
-
-def _tiktoken_loads() -> bool:
-    if importlib.util.find_spec("tiktoken") is None:
-        return False
-    done = subprocess.run(
-        [sys.executable, "-c", "import tiktoken; tiktoken.get_encoding('cl100k_base')"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    return done.returncode == 0
-
 
 def run_cookbook(script: Path, url: str, rpm: int, n: int, timeout: float) -> dict[str, Any]:
     """Run the cookbook script over ``n`` requests at ``rpm``; return its time, CPU and 429s."""
@@ -453,10 +413,10 @@ def run_cookbook(script: Path, url: str, rpm: int, n: int, timeout: float) -> di
         requests.write_text(
             "".join(json.dumps(r) + "\n" for r in chat_requests(n)), encoding="utf-8"
         )
-        (folder / "shim.py").write_text(_COOKBOOK_SHIM, encoding="utf-8")
+        (folder / "shim.py").write_text(_harness.COOKBOOK_SHIM, encoding="utf-8")
         env = dict(os.environ, OPENAI_API_KEY=API_KEY, PYTHONPATH=str(folder))
-        if not _tiktoken_loads():
-            (folder / "tiktoken.py").write_text(_TIKTOKEN_STANDIN, encoding="utf-8")
+        if not _harness.tiktoken_loads():
+            (folder / "tiktoken.py").write_text(_harness.TIKTOKEN_STANDIN, encoding="utf-8")
         command = [
             sys.executable,
             str(folder / "shim.py"),

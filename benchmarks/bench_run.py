@@ -159,38 +159,6 @@ def run_anyfan(
     return Ran("anyfan run", wall, cpu, len(lines), ok, counters, sustained, note)
 
 
-#: Runs the cookbook script unmodified against the simulator: the script accepts only
-#: https:// URLs, so its one URL pattern is widened to http:// as well.
-_COOKBOOK_RUNNER = """
-import re, runpy, sys
-_search = re.search
-def search(pattern, string, flags=0):
-    if isinstance(pattern, str) and pattern.startswith("^https://"):
-        pattern = "^https?://" + pattern[len("^https://"):]
-    return _search(pattern, string, flags)
-re.search = search
-script = sys.argv.pop(1)
-sys.argv[0] = script
-runpy.run_path(script, run_name="__main__")
-"""
-
-#: Put first on the script's path when tiktoken cannot load its encoding offline: a
-#: character count, which is also what the provider's limiter goes by.
-_TIKTOKEN_BY_CHARACTERS = """
-class Encoding:
-    def encode(self, text, **options):
-        return [0] * -(-len(text) // 4)
-def get_encoding(name):
-    return Encoding()
-"""
-
-
-def _tiktoken_works() -> bool:
-    check = "import tiktoken; tiktoken.get_encoding('cl100k_base')"
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, timeout=120)
-    return done.returncode == 0
-
-
 def run_cookbook(
     script: Path,
     src: Path,
@@ -204,9 +172,9 @@ def run_cookbook(
     out.unlink(missing_ok=True)
     shims = work / "cookbook-shims"
     shims.mkdir(exist_ok=True)
-    (shims / "runner.py").write_text(_COOKBOOK_RUNNER, encoding="utf-8")
-    if not _tiktoken_works():
-        (shims / "tiktoken.py").write_text(_TIKTOKEN_BY_CHARACTERS, encoding="utf-8")
+    (shims / "runner.py").write_text(_harness.COOKBOOK_SHIM, encoding="utf-8")
+    if not _harness.tiktoken_loads():
+        (shims / "tiktoken.py").write_text(_harness.TIKTOKEN_STANDIN, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(shims)}
     sim = Sim(*sim_options)
     command = [sys.executable, str(shims / "runner.py"), str(script)]
