@@ -5,16 +5,23 @@ The names below are the public API; everything in underscored modules is not.
 
 # The facade sits on top of the engine; imported last so the engine never needs it.
 from . import blocking
-from ._core._api import gather, map, stream
-from ._core._budget import RetryBudget
-from ._core._engine import Outcomes
-from ._core._errors import DeadlineExceeded, FanError
-from ._core._fan import Fan
-from ._core._options import DEFAULT_CONCURRENCY, ErrorPolicy
-from ._core._outcome import Outcome
-from ._core._rate import Rate
-from ._core._retry import Retry
-from ._core._stats import FanStats, LimitStats
+from ._core import (
+    DEFAULT_CONCURRENCY,
+    DeadlineExceeded,
+    ErrorPolicy,
+    Fan,
+    FanError,
+    FanStats,
+    LimitStats,
+    Outcome,
+    Outcomes,
+    Rate,
+    Retry,
+    RetryBudget,
+    gather,
+    map,
+    stream,
+)
 from ._version import __version__
 from .blocking import Executor
 

@@ -1,1 +1,39 @@
-"""The engine: sans-I/O logic plus a thin anyio scheduling layer. Imports nothing above it."""
+"""The engine: sans-I/O logic plus a thin anyio scheduling layer. Imports nothing above it.
+
+This module is the engine's surface for the packages above it (the facade, the OpenAI
+adapter, the batch job, the CLI, the transports, the simulator): they import from here,
+never from an underscored module, the way anyio re-exports its ``_core`` names.
+"""
+
+from ._api import gather, map, stream
+from ._budget import RetryBudget
+from ._engine import Outcomes, as_async, is_async_callable
+from ._errors import DeadlineExceeded, FanError
+from ._fan import Fan, Items, close_unstarted
+from ._options import DEFAULT_CONCURRENCY, ErrorPolicy
+from ._outcome import Outcome
+from ._rate import Rate
+from ._retry import Retry
+from ._stats import FanStats, LimitStats
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DeadlineExceeded",
+    "ErrorPolicy",
+    "Fan",
+    "FanError",
+    "FanStats",
+    "Items",
+    "LimitStats",
+    "Outcome",
+    "Outcomes",
+    "Rate",
+    "Retry",
+    "RetryBudget",
+    "as_async",
+    "close_unstarted",
+    "gather",
+    "is_async_callable",
+    "map",
+    "stream",
+]

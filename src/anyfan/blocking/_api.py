@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from .._core._api import gather as async_gather
-from .._core._api import map as async_map
-from .._core._api import stream as async_stream
-from .._core._fan import close_unstarted
-from .._core._options import DEFAULT_CONCURRENCY
+from .._core import DEFAULT_CONCURRENCY, close_unstarted
+from .._core import gather as async_gather
+from .._core import map as async_map
+from .._core import stream as async_stream
 from ._fan import stream_capacity
 from ._loop import Backend, Loop, resolve_loop
 from ._stream import Outcomes
@@ -16,7 +15,7 @@ from ._stream import Outcomes
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from .._core._fan import Items
+    from .._core import Items
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
 import anyio
 
-from .._core._engine import as_async, is_async_callable
-from .._core._fan import Fan as AsyncFan
-from .._core._options import DEFAULT_CONCURRENCY
+from .._core import DEFAULT_CONCURRENCY, as_async, is_async_callable
+from .._core import Fan as AsyncFan
 from ._loop import Backend, Job, Loop, resolve_loop
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
-    from .._core._outcome import Outcome
+    from .._core import Outcome
 
 T = TypeVar("T")
 P = ParamSpec("P")

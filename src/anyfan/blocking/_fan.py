@@ -5,10 +5,8 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from .._core._fan import Fan as AsyncFan
-from .._core._fan import Items, close_unstarted
-from .._core._options import DEFAULT_CONCURRENCY
-from .._core._stats import FanStats
+from .._core import DEFAULT_CONCURRENCY, FanStats, Items, close_unstarted
+from .._core import Fan as AsyncFan
 from ._loop import Backend, Loop, resolve_loop
 from ._stream import Outcomes
 

@@ -16,7 +16,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import anyio
 
-from .._core._outcome import Outcome
+from .._core import Outcome
 from ._loop import CANCEL_GRACE, Job, Loop, wait_for
 
 T = TypeVar("T")

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.abc
 
-from .._core._fan import Fan
-from .._core._rate import Rate
+from .._core import Fan, Rate
 from ..batch import DEFAULT_URLS
 from ..openai import RateLimitHeaders, estimate_tokens, openai_retry
 from ..openai._cost import DEFAULT_MAX_TOKENS, max_output_tokens
@@ -28,7 +27,7 @@ from ..transport import HttpResponse, HttpStatusError, open_transport
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from .._core._outcome import Outcome
+    from .._core import Outcome
     from ..batch import BatchJob, BatchRequest
     from ..transport import ClientName
 

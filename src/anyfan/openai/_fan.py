@@ -9,9 +9,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from .._core._fan import Fan
-from .._core._rate import Rate
-from .._core._retry import Retry
+from .._core import Fan, Rate, Retry
 from ..blocking import Fan as BlockingFan
 from ._classify import delay_hint, is_retryable
 from ._cost import DEFAULT_MAX_TOKENS, charged_tokens, estimate_tokens, usage_of, warm_up
