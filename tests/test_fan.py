@@ -105,7 +105,7 @@ async def test_error_policy_defaults_to_the_fans_and_can_be_overridden() -> None
     ("kwargs", "error", "message"),
     [
         ({"concurrency": 0}, ValueError, "concurrency must be at least 1"),
-        ({"concurrency": "2"}, TypeError, "concurrency must be a positive int"),
+        ({"concurrency": "2"}, TypeError, "concurrency must be an int"),
         ({"timeout": 0}, ValueError, "timeout must be a positive"),
         ({"deadline": -1.0}, ValueError, "deadline must be a positive"),
     ],

@@ -141,7 +141,7 @@ def test_pause_validation_and_repr() -> None:
         Pause(waves=0)
     with pytest.raises(TypeError, match="waves must be an int"):
         Pause(waves=2.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="ramp must not be negative"):
+    with pytest.raises(ValueError, match="ramp must be a non-negative, finite number"):
         Pause(ramp=-1)
 
 

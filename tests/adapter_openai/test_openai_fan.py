@@ -105,15 +105,34 @@ def test_fan_rejects_other_retry_values(bad: object) -> None:
 
 
 @pytest.mark.parametrize("name", ["rpm", "tpm"])
-@pytest.mark.parametrize("bad", [0, -5, math.nan, math.inf, True, "500"])
-def test_limits_are_checked_by_name(name: str, bad: object) -> None:
-    with pytest.raises(ValueError, match=f"{name} must be a positive number or None"):
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (0, ValueError, "must be a positive, finite number"),
+        (-5, ValueError, "must be a positive, finite number"),
+        (math.nan, ValueError, "must be a positive, finite number"),
+        (math.inf, ValueError, "must be a positive, finite number"),
+        (True, TypeError, "must be a number or None"),
+        ("500", TypeError, "must be a number or None"),
+    ],
+)
+def test_limits_are_checked_by_name(
+    name: str, bad: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=f"{name} {message}"):
         ao.request_limits(**{name: bad})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [-1, True, 1.5])
-def test_default_max_tokens_is_checked(bad: object) -> None:
-    with pytest.raises(ValueError, match="default_max_tokens must be a non-negative int"):
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        (-1, ValueError, "must be at least 0"),
+        (True, TypeError, "must be an int"),
+        (1.5, TypeError, "must be an int"),
+    ],
+)
+def test_default_max_tokens_is_checked(bad: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=f"default_max_tokens {message}"):
         ao.fan(tpm=1000, default_max_tokens=bad)  # type: ignore[arg-type]
 
 
@@ -320,7 +339,7 @@ def test_items_must_be_request_dicts() -> None:
 
 
 def test_blocking_fan_checks_its_options() -> None:
-    with pytest.raises(ValueError, match="rpm must be a positive number"):
+    with pytest.raises(ValueError, match="rpm must be a positive, finite number"):
         ao.blocking_fan(rpm=-1)
     with pytest.raises(TypeError, match="retry must be"):
         ao.blocking_fan(retry="never")  # type: ignore[arg-type]

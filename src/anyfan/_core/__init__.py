@@ -15,6 +15,13 @@ from ._outcome import Outcome
 from ._rate import Rate
 from ._retry import Retry
 from ._stats import FanStats, LimitStats
+from ._validate import (
+    check_function,
+    check_int,
+    check_number,
+    check_optional_int,
+    check_optional_number,
+)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -31,6 +38,11 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "as_async",
+    "check_function",
+    "check_int",
+    "check_number",
+    "check_optional_int",
+    "check_optional_number",
     "close_unstarted",
     "gather",
     "is_async_callable",

@@ -8,8 +8,7 @@ calls made, and the outage surfaces as errors instead.
 
 from __future__ import annotations
 
-import math
-
+from ._validate import check_int, check_number
 from ._window import SlidingSum
 
 
@@ -32,11 +31,9 @@ class RetryBudget:
     __slots__ = ("_calls", "_retries", "minimum", "ratio")
 
     def __init__(self, ratio: float = 0.2, *, window: float = 10.0, minimum: int = 5) -> None:
-        _check(ratio, "ratio", zero_ok=True)
-        _check(window, "window", zero_ok=False)
-        _check_minimum(minimum)
-        self.ratio = float(ratio)
-        self.minimum = minimum
+        self.ratio = check_number(ratio, "ratio", positive=False)
+        window = check_number(window, "window")
+        self.minimum = check_int(minimum, "minimum")
         self._calls = SlidingSum(window)
         self._retries = SlidingSum(window)
 
@@ -61,24 +58,5 @@ class RetryBudget:
         self._retries.add(1, now)
         return True
 
-    def counts(self, now: float) -> tuple[int, int]:
-        """Return ``(calls, retries)`` within the window ending at ``now``."""
-        return round(self._calls.total(now)), round(self._retries.total(now))
-
     def __repr__(self) -> str:
         return f"RetryBudget({self.ratio!r}, window={self.window!r}, minimum={self.minimum!r})"
-
-
-def _check(value: object, name: str, *, zero_ok: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        kind = "non-negative" if zero_ok else "positive"
-        raise ValueError(f"{name} must be a {kind}, finite number, got {value!r}")
-
-
-def _check_minimum(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"minimum must be an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"minimum must not be negative, got {value!r}")

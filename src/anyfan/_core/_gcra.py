@@ -1,8 +1,7 @@
 """Rate-limit arithmetic: a GCRA with per-call cost, plus a one-second slice cap.
 
 Pure code: every method takes the time ``now`` explicitly, so it runs the same
-under any event loop, from a fake clock in tests, or (later) against state kept
-elsewhere.
+under any event loop or from a fake clock in tests.
 
 Two rules decide when a call of ``cost`` units may start:
 
@@ -168,6 +167,11 @@ class Gcra:
     def burst(self) -> float:
         """Units the bucket holds (the default, unless one was given)."""
         return self._burst
+
+    @property
+    def given_burst(self) -> float | None:
+        """The burst as given, or ``None`` when the default applies."""
+        return self._explicit_burst
 
     @property
     def slice_cap(self) -> float:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Final, Literal, TypeAlias
+
+from ._validate import check_int, check_optional_number
 
 ErrorPolicy: TypeAlias = Literal["raise", "collect", "return"]
 ERROR_POLICIES: Final = ("raise", "collect", "return")
@@ -15,23 +16,13 @@ DEFAULT_CONCURRENCY: Final = 32
 
 
 def check_concurrency(value: object, *, name: str = "concurrency") -> int:
-    """Return ``value`` if it is a positive int, else raise naming the problem."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value!r}")
-    return value
+    """Return ``value`` if it is an int of at least 1, else raise naming the problem."""
+    return check_int(value, name, minimum=1)
 
 
 def check_seconds(value: object, *, name: str) -> float | None:
     """Return ``value`` as a float if it is ``None`` or a positive finite number."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return float(value)
+    return check_optional_number(value, name)
 
 
 def check_errors(value: object) -> ErrorPolicy:

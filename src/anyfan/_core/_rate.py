@@ -10,72 +10,17 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ._gate import Clock, Line, SleepUntil, Timebase, loop_token
-from ._gcra import Gcra, default_burst
+from ._gcra import Gcra
 from ._stats import AdmissionMeter, LimitStats
+from ._validate import check_function, check_number, check_ratio
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from ._retry import Pause
-
-
-class RateState(Protocol):
-    """The state of one rate limit, as `Limits` uses it.
-
-    `anyfan._core._gcra.Gcra` keeps it in memory; a shared store (such as
-    Redis) can implement the same methods so that many processes share one
-    quota. Every method takes the current time; charges are opaque to callers.
-    """
-
-    def earliest(self, cost: float, now: float) -> float:
-        """Return the earliest time at or after ``now`` that a call of ``cost`` may start."""
-        ...
-
-    def reserve(self, cost: float, now: float) -> Any:
-        """Charge a call of ``cost`` starting as early as allowed; return the charge."""
-        ...
-
-    def try_admit(self, cost: float, now: float) -> Any | None:
-        """Charge a call of ``cost`` starting at ``now`` if allowed; else return ``None``."""
-        ...
-
-    def settle(self, charge: Any, used: float, now: float) -> float:
-        """Replace a charge's cost with what was ``used``; return the units given back."""
-        ...
-
-    def configure(self, limit: float, per: float, burst: float | None, now: float) -> None:
-        """Change the limit from ``now`` on."""
-        ...
-
-    def correct(self, remaining: float, reset: float | None, now: float) -> None:
-        """Take in the provider's own count of what is left."""
-        ...
-
-    def shift(self, delta: float) -> None:
-        """Move every stored time by ``delta`` seconds."""
-        ...
-
-    def level(self, now: float) -> float:
-        """Units charged and not yet drained at ``now``."""
-        ...
-
-
-def _check_number(value: object, name: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {kind}, finite number, got {value!r}")
-    return float(value)
-
-
-def _check_callable(value: object, name: str) -> Any:
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a function or None, got {value!r}")
-    return value
 
 
 def _format(x: float) -> str:
@@ -115,17 +60,7 @@ class Rate:
         ValueError: If a number is not positive and finite.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_actual",
-        "_burst",
-        "_cost",
-        "_limit",
-        "_per",
-        "_state",
-        "_timebase",
-        "_watchers",
-    )
+    __slots__ = ("__weakref__", "_actual", "_cost", "_state", "_timebase", "_watchers")
 
     def __init__(
         self,
@@ -136,19 +71,17 @@ class Rate:
         burst: float | None = None,
         actual: Callable[[Any, Any], float] | None = None,
     ) -> None:
-        self._limit = _check_number(limit, "limit")
-        self._per = _check_number(per, "per")
-        self._burst = None if burst is None else _check_number(burst, "burst")
-        self._cost = _check_callable(cost, "cost")
-        self._actual = _check_callable(actual, "actual")
-        self._state: RateState = Gcra(self._limit, self._per, self._burst)
+        # The limit, period and burst are stored once, in the GCRA that enforces them.
+        self._state = Gcra(*_check_limit(limit, per, burst))
+        self._cost = check_function(cost, "cost")
+        self._actual = check_function(actual, "actual")
         self._timebase = Timebase()
         self._watchers: weakref.WeakSet[Limits] = weakref.WeakSet()
 
     def __repr__(self) -> str:
-        parts = [_format(self._limit), f"per={_format(self._per)}"]
-        if self._burst is not None:
-            parts.append(f"burst={_format(self._burst)}")
+        parts = [_format(self.limit), f"per={_format(self.per)}"]
+        if self._state.given_burst is not None:
+            parts.append(f"burst={_format(self._state.given_burst)}")
         for name, fn in (("cost", self._cost), ("actual", self._actual)):
             if fn is not None:
                 parts.append(f"{name}={getattr(fn, '__name__', type(fn).__name__)}")
@@ -157,27 +90,27 @@ class Rate:
     @property
     def name(self) -> str:
         """The limit as written, such as ``"500/60s"``."""
-        return f"{_format(self._limit)}/{_format(self._per)}s"
+        return f"{_format(self.limit)}/{_format(self.per)}s"
 
     @property
     def limit(self) -> float:
         """Units allowed per period."""
-        return self._limit
+        return self._state.limit
 
     @property
     def per(self) -> float:
         """The period, in seconds."""
-        return self._per
+        return self._state.per
 
     @property
     def rate(self) -> float:
         """Units allowed per second."""
-        return self._limit / self._per
+        return self._state.rate
 
     @property
     def burst(self) -> float:
         """Units that may start at once after an idle spell."""
-        return default_burst(self.rate) if self._burst is None else self._burst
+        return self._state.burst
 
     def cost_of(self, item: Any) -> float:
         """Return the units a call on ``item`` is expected to use.
@@ -191,7 +124,7 @@ class Rate:
         units = self._cost(item)
         if type(units) in (int, float) and 0 <= units < math.inf:
             return float(units)  # the common case, without building an error message
-        return _check_number(units, f"cost({item!r:.40})", allow_zero=True)
+        return check_number(units, f"cost({item!r:.40})", positive=False)
 
     def actual_of(self, item: Any, result: Any) -> float | None:
         """Return the units a call really used, or ``None`` when no ``actual`` was given."""
@@ -200,7 +133,7 @@ class Rate:
         units = self._actual(item, result)
         if type(units) in (int, float) and 0 <= units < math.inf:
             return float(units)
-        return _check_number(units, f"actual({item!r:.40}, ...)", allow_zero=True)
+        return check_number(units, f"actual({item!r:.40}, ...)", positive=False)
 
     def adjust(
         self,
@@ -221,11 +154,13 @@ class Rate:
             burst: New burst, in units.
             now: The current time; by default the running event loop's clock.
         """
-        new_limit = self._limit if limit is None else _check_number(limit, "limit")
-        new_per = self._per if per is None else _check_number(per, "per")
-        new_burst = self._burst if burst is None else _check_number(burst, "burst")
-        self._limit, self._per, self._burst = new_limit, new_per, new_burst
-        self._state.configure(new_limit, new_per, new_burst, _now(now))
+        state = self._state
+        checked = _check_limit(
+            state.limit if limit is None else limit,
+            state.per if per is None else per,
+            state.given_burst if burst is None else burst,
+        )
+        state.configure(*checked, _now(now))
         self._notify()
 
     def observe(
@@ -249,6 +184,14 @@ class Rate:
         shift = self._timebase.rebase(token, now)
         if shift:
             self._state.shift(shift)
+
+
+def _check_limit(limit: object, per: object, burst: object) -> tuple[float, float, float | None]:
+    """Check a rate's numbers, including that ``limit / per`` is a usable rate."""
+    checked_limit = check_number(limit, "limit")
+    checked_per = check_number(per, "per")
+    check_ratio(checked_limit, checked_per, "limit / per")
+    return checked_limit, checked_per, None if burst is None else check_number(burst, "burst")
 
 
 def _now(now: float | None) -> float:

@@ -17,6 +17,7 @@ from typing import Final, TypeAlias
 from ._backoff import Backoff, directed_delay, within_deadline
 from ._budget import RetryBudget
 from ._gate import Clock, Line, SleepUntil, Timebase, loop_token
+from ._validate import check_function, check_int, check_number, check_optional_number
 
 RetryOn: TypeAlias = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
 
@@ -25,28 +26,6 @@ DEFAULT_RETRY_ON: Final[tuple[type[Exception], ...]] = (TimeoutError, Connection
 
 
 # -- validation -----------------------------------------------------------------
-
-
-def _number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
-def _positive(value: object, name: str) -> float:
-    number = _number(value, name)
-    if number <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return number
-
-
-def _non_negative(value: object, name: str) -> float:
-    number = _number(value, name)
-    if number < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
-    return number
 
 
 def _check_retry_on(value: object) -> RetryOn:
@@ -67,12 +46,6 @@ def _check_retry_on(value: object) -> RetryOn:
     raise TypeError(
         f"retry_on must be an exception type, a tuple of them, or a predicate, got {value!r}"
     )
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    return value
 
 
 def _check_budget(value: object) -> RetryBudget | None:
@@ -166,33 +139,34 @@ class Retry:
         budget: RetryBudget | float | None = 0.2,
         ramp: float = 5.0,
     ) -> None:
-        if _check_count(attempts, "attempts") < 1:
-            raise ValueError(f"attempts must be at least 1, got {attempts!r}")
-        base = _positive(backoff, "backoff")
-        cap = _positive(max_backoff, "max_backoff")
+        self.attempts = check_int(attempts, "attempts", minimum=1)
+        base = check_number(backoff, "backoff")
+        cap = check_number(max_backoff, "max_backoff")
         if cap < base:
             raise ValueError(
                 f"max_backoff ({max_backoff!r}) must be at least backoff ({backoff!r})"
             )
-        share = float(jitter) if isinstance(jitter, bool) else _number(jitter, "jitter")
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"jitter must be between 0 and 1, got {jitter!r}")
-        if delay_hint is not None and not callable(delay_hint):
-            raise TypeError(f"delay_hint must be a function or None, got {delay_hint!r}")
-        self.attempts = attempts
+        # jitter=True / False read naturally as full / no jitter, so bools are accepted.
+        share = (
+            float(jitter)
+            if isinstance(jitter, bool)
+            else check_number(jitter, "jitter", at_most=1.0)
+        )
         self._backoff = Backoff(base, cap, share)
-        self.deadline = None if deadline is None else _positive(deadline, "deadline")
+        self.deadline = check_optional_number(deadline, "deadline")
         self.retry_on = _check_retry_on(retry_on)
-        self.delay_hint = delay_hint
-        self.max_hint = _positive(max_hint, "max_hint")
+        self.delay_hint = check_function(delay_hint, "delay_hint")
+        self.max_hint = check_number(max_hint, "max_hint")
         self.budget = _check_budget(budget)
-        self.ramp = _non_negative(ramp, "ramp")
+        self.ramp = check_number(ramp, "ramp", positive=False)
 
     def __repr__(self) -> str:
         b = self._backoff
         return (
             f"Retry(attempts={self.attempts}, backoff={b.base:g}, max_backoff={b.cap:g}, "
-            f"jitter={b.jitter:g}, deadline={self.deadline!r}, budget={self.budget!r})"
+            f"jitter={b.jitter:g}, deadline={self.deadline!r}, "
+            f"retry_on={_describe(self.retry_on)}, delay_hint={_describe(self.delay_hint)}, "
+            f"max_hint={self.max_hint:g}, budget={self.budget!r}, ramp={self.ramp:g})"
         )
 
     @property
@@ -254,6 +228,16 @@ class Retry:
         if self.budget is not None and not self.budget.spend(now):
             return Decision(None, pause, "budget")
         return Decision(delay, pause, "retry")
+
+
+def _describe(value: object) -> str:
+    """Name a function or a tuple of exception types, as a repr would show them."""
+    if value is None:
+        return "None"
+    if isinstance(value, tuple):
+        names = ", ".join(t.__name__ for t in value)
+        return f"({names},)" if len(value) == 1 else f"({names})"
+    return getattr(value, "__qualname__", None) or repr(value)
 
 
 def _number_or_nan(value: object) -> float:
@@ -371,9 +355,9 @@ class Pause:
         clock: Clock | None = None,
         sleep_until: SleepUntil | None = None,
     ) -> None:
-        if _check_count(waves, "waves") < 1:
-            raise ValueError(f"waves must be at least 1, got {waves!r}")
-        self.schedule = PauseSchedule(_non_negative(ramp, "ramp"), waves)
+        self.schedule = PauseSchedule(
+            check_number(ramp, "ramp", positive=False), check_int(waves, "waves", minimum=1)
+        )
         self._line = Line(clock, sleep_until)
         self._timebase = Timebase()
 

@@ -1,13 +1,15 @@
 """Counters behind ``Fan.stats``, and the frozen snapshot they produce.
 
-Pure: the engine calls the ``on_*`` hooks as attempts start and end, and
-`Stats.snapshot` takes ``now`` and what the limiter and pause report.
+Pure: the engine bumps the counters of `Stats` as attempts start and end, and
+`Stats.snapshot` freezes them with what the limiter and pause report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ._window import SlidingSum
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -67,45 +69,29 @@ class FanStats:
 
 
 class AdmissionMeter:
-    """Units admitted per rate limit over a sliding window (in ``buckets`` slots)."""
+    """Units admitted per rate limit over a sliding window: one `SlidingSum` per limit."""
 
-    __slots__ = ("_amounts", "_buckets", "_count", "_stamps", "_width", "window")
+    __slots__ = ("_sums", "window")
 
     def __init__(self, count: int, window: float = RATE_WINDOW, buckets: int = 20) -> None:
         self.window = window
-        self._count = count
-        self._buckets = buckets
-        self._width = window / buckets
-        self._amounts = [[0.0] * count for _ in range(buckets)]
-        self._stamps: list[int | None] = [None] * buckets
+        self._sums = tuple(SlidingSum(window, buckets) for _ in range(count))
 
     def record(self, costs: Sequence[float], now: float) -> None:
         """Count one admission that charged ``costs`` (one per limit) at ``now``."""
-        index = int(now // self._width)
-        slot = index % self._buckets
-        amounts = self._amounts[slot]
-        if self._stamps[slot] != index:
-            self._stamps[slot] = index
-            amounts[:] = [0.0] * self._count
-        for i, cost in enumerate(costs):
-            amounts[i] += cost
+        for window, cost in zip(self._sums, costs, strict=True):
+            window.add(cost, now)
 
     def rates(self, now: float) -> tuple[float, ...]:
         """Units admitted per second, per limit, over the window ending at ``now``."""
-        current = int(now // self._width)
-        totals = [0.0] * self._count
-        for stamp, amounts in zip(self._stamps, self._amounts, strict=True):
-            if stamp is not None and current - self._buckets < stamp <= current:
-                for i, amount in enumerate(amounts):
-                    totals[i] += amount
-        return tuple(total / self.window for total in totals)
+        return tuple(window.total(now) / self.window for window in self._sums)
 
 
 class Stats:
     """The running counts; `snapshot` freezes them into a `FanStats`.
 
-    The engine either calls the ``on_*`` hooks or bumps the counters itself;
-    ``in_flight`` is derived from them, so the two stay consistent.
+    The engine bumps the counters as attempts start and end; ``in_flight`` is
+    derived from them, so it can never disagree with them.
     """
 
     __slots__ = ("cancelled", "failed", "retried", "started", "succeeded")
@@ -121,26 +107,6 @@ class Stats:
     def in_flight(self) -> int:
         """Attempts started that have not ended yet."""
         return self.started - self.succeeded - self.failed - self.retried - self.cancelled
-
-    def on_start(self) -> None:
-        """Count an attempt that is starting."""
-        self.started += 1
-
-    def on_success(self) -> None:
-        """Count an attempt that returned a value."""
-        self.succeeded += 1
-
-    def on_failure(self) -> None:
-        """Count an attempt that failed for good (it will not be retried)."""
-        self.failed += 1
-
-    def on_retry(self) -> None:
-        """Count an attempt that failed and will be retried."""
-        self.retried += 1
-
-    def on_cancel(self) -> None:
-        """Count an attempt that was cancelled before it ended."""
-        self.cancelled += 1
 
     def snapshot(self, *, paused: float = 0.0, limits: Sequence[LimitStats] = ()) -> FanStats:
         """Freeze the counts, with the pause time and per-limit rates given."""

@@ -47,8 +47,3 @@ class SlidingSum:
             for stamp, amount in zip(self._stamps, self._amounts, strict=True)
             if stamp is not None and oldest < stamp <= current
         )
-
-    def clear(self) -> None:
-        """Forget everything."""
-        self._amounts = [0.0] * self._buckets
-        self._stamps = [None] * self._buckets

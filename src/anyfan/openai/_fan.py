@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import weakref
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from .._core import Fan, Rate, Retry
+from .._core import Fan, Rate, Retry, check_int, check_optional_number
 from ..blocking import Fan as BlockingFan
 from ._classify import delay_hint, is_retryable
 from ._cost import DEFAULT_MAX_TOKENS, charged_tokens, estimate_tokens, usage_of, warm_up
@@ -22,23 +21,6 @@ log = logging.getLogger("anyfan.openai")
 DEFAULT_ATTEMPTS = 5
 
 Charge = Literal["reserved", "usage"]
-
-
-def _check_limit(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive number or None, got {value!r}")
-    return float(value)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def request_limits(
@@ -66,15 +48,13 @@ def request_limits(
         ``(requests, tokens)``: each a `Rate`, or ``None`` where no limit was given.
 
     Raises:
-        ValueError: If a limit is not a positive number, ``default_max_tokens``
-            is not a non-negative int, or ``charge`` is unknown.
+        TypeError: If a limit is not a number or ``default_max_tokens`` not an int.
+        ValueError: If a limit is not positive and finite, ``default_max_tokens``
+            is negative, or ``charge`` is unknown.
     """
-    requests_per_minute = _check_limit(rpm, "rpm")
-    tokens_per_minute = _check_limit(tpm, "tpm")
-    if not _is_count(default_max_tokens):
-        raise ValueError(
-            f"default_max_tokens must be a non-negative int, got {default_max_tokens!r}"
-        )
+    requests_per_minute = check_optional_number(rpm, "rpm")
+    tokens_per_minute = check_optional_number(tpm, "tpm")
+    check_int(default_max_tokens, "default_max_tokens")
     if charge not in ("reserved", "usage"):
         raise ValueError(f"charge must be 'reserved' or 'usage', got {charge!r}")
 

@@ -7,26 +7,10 @@ once with a message naming it, never later inside the server thread.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
-
-def _check_limit(name: str, value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value!r}")
-
-
-def _check_number(name: str, value: object, *, upper: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or not 0 <= value <= upper:
-        bound = "" if upper == math.inf else f" and at most {upper}"
-        raise ValueError(f"{name} must be finite, at least 0{bound}, got {value!r}")
+from .._core import check_number, check_optional_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +29,8 @@ class Limits:
     tpm: int | None = None
 
     def __post_init__(self) -> None:
-        _check_limit("rpm", self.rpm)
-        _check_limit("tpm", self.tpm)
+        check_optional_int(self.rpm, "rpm", minimum=1)
+        check_optional_int(self.tpm, "tpm", minimum=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +56,10 @@ class Latency:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_number("ttft_ms", self.ttft_ms)
-        _check_number("per_prompt_token_ms", self.per_prompt_token_ms)
-        _check_number("itl_ms", self.itl_ms)
-        _check_number("jitter", self.jitter, upper=1.0)
+        check_number(self.ttft_ms, "ttft_ms", positive=False)
+        check_number(self.per_prompt_token_ms, "per_prompt_token_ms", positive=False)
+        check_number(self.itl_ms, "itl_ms", positive=False)
+        check_number(self.jitter, "jitter", positive=False, at_most=1.0)
 
     @property
     def is_zero(self) -> bool:
@@ -145,13 +129,13 @@ class Faults:
         table = []
         for fault, name in FAULT_FIELDS.items():
             probability = getattr(self, name)
-            _check_number(name, probability, upper=1.0)
+            check_number(probability, name, positive=False, at_most=1.0)
             if probability:
                 cumulative += probability
                 table.append((cumulative, fault))
         if cumulative > 1.0 + 1e-9:
             raise ValueError(f"fault probabilities must add up to at most 1, got {cumulative:g}")
-        _check_number("slow_first_byte_ms", self.slow_first_byte_ms)
+        check_number(self.slow_first_byte_ms, "slow_first_byte_ms", positive=False)
         object.__setattr__(self, "table", tuple(table))
 
     def probability(self, fault: Fault) -> float:
