@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anyfan._core._backoff import Backoff, directed_delay, retry_delay, within_deadline
+from anyfan._core._backoff import Backoff, directed_delay, within_deadline
+from anyfan._core._retry import Retry
 from strategies import delay_hints, unit_draws
 
 
@@ -68,12 +69,20 @@ def test_directed_delay_is_made_safe(hint: float | None, expected: float | None)
 def test_a_server_directed_delay_takes_precedence_capped(
     hint: float | None, draw: float, retry: int
 ) -> None:
-    backoff = Backoff(base=1.0, cap=30.0)
-    delay = retry_delay(retry, backoff, hint=hint, hint_cap=60.0, rand=lambda: draw)
-    if hint is None:
-        assert delay == backoff.delay(retry, lambda: draw)
+    policy = Retry(
+        11,
+        backoff=1.0,
+        max_backoff=30.0,
+        retry_on=ValueError,
+        delay_hint=lambda error: hint,
+        max_hint=60.0,
+        budget=None,
+    )
+    decision = policy.decide(ValueError(), attempt=retry, elapsed=0.0, now=0.0, rand=lambda: draw)
+    if hint is None or math.isnan(hint):
+        assert decision.delay == policy.backoff.delay(retry, lambda: draw)
     else:
-        assert delay == min(max(hint, 0.0), 60.0)
+        assert decision.delay == min(max(hint, 0.0), 60.0)
 
 
 def test_deadline() -> None:

@@ -99,6 +99,16 @@ def test_rate_rejects_bad_arguments(kwargs: dict[str, Any], error: type, match: 
         Rate(**kwargs)
 
 
+@pytest.mark.parametrize(("limit", "per"), [(1e300, 1e-300), (1e-300, 1e300)])
+def test_a_rate_no_float_can_hold_is_a_value_error(limit: float, per: float) -> None:
+    with pytest.raises(ValueError, match=r"^limit / per must be a positive, finite number"):
+        Rate(limit, per=per)
+    rate = Rate(1)
+    with pytest.raises(ValueError, match=r"^limit / per must be"):
+        rate.adjust(limit=limit, per=per, now=0.0)
+    assert (rate.limit, rate.per) == (1.0, 1.0)  # unchanged after the refusal
+
+
 @pytest.mark.parametrize("bad", [-1, math.inf, "3", None])
 def test_cost_and_actual_must_return_sane_numbers(bad: Any) -> None:
     rate = Rate(10, cost=lambda item: bad, actual=lambda item, result: bad)

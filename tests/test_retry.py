@@ -46,6 +46,20 @@ def test_defaults_and_repr() -> None:
     assert retry.backoff.base == 0.5
     assert retry.max_hint == 120.0
     assert repr(retry).startswith("Retry(attempts=3, backoff=0.5, max_backoff=30, jitter=1,")
+    assert "retry_on=(TimeoutError, ConnectionError)" in repr(retry)
+    assert "delay_hint=None" in repr(retry)
+
+
+def test_repr_names_the_classification_and_the_hint() -> None:
+    def server_delay(error: Exception) -> float | None:
+        return None
+
+    retry = Retry(retry_on=KeyError, delay_hint=server_delay)
+    text = repr(retry)
+    assert "retry_on=(KeyError,)" in text
+    assert (
+        "delay_hint=test_repr_names_the_classification_and_the_hint.<locals>.server_delay" in text
+    )
 
 
 def test_budget_forms() -> None:

@@ -53,25 +53,6 @@ def directed_delay(hint: float | None, cap: float) -> float | None:
     return min(max(hint, 0.0), cap)
 
 
-def retry_delay(
-    retry: int,
-    backoff: Backoff,
-    *,
-    hint: float | None,
-    hint_cap: float,
-    rand: Callable[[], float],
-) -> float:
-    """Return the wait before retry ``retry``: the server's delay if it gave one, else backoff.
-
-    A server-directed delay (``hint``, such as Retry-After) takes precedence
-    over the computed backoff, capped at ``hint_cap``.
-    """
-    directed = directed_delay(hint, hint_cap)
-    if directed is not None:
-        return directed
-    return backoff.delay(retry, rand)
-
-
 def within_deadline(elapsed: float, delay: float, deadline: float | None) -> bool:
     """Whether a retry after ``delay`` still starts before a ``deadline`` (from the first try)."""
     return deadline is None or elapsed + delay < deadline
