@@ -552,7 +552,7 @@ def test_native_clocks() -> None:
     import asyncio
     import time
 
-    from anyfan._core._gate import native_clock
+    from anyfan._core._clock import native_clock
 
     class VirtualLoop(asyncio.SelectorEventLoop):
         def time(self) -> float:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Final, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 
-X = TypeVar("X")
+from ._options import CHECKPOINT_EVERY
 
-#: A consumer that never has to wait still yields to the loop this often.
-_CHECKPOINT_EVERY: Final = 32
+X = TypeVar("X")
 
 
 class Channel(Generic[X]):
@@ -80,6 +79,6 @@ class Channel(Generic[X]):
             self._has_room.set()
             self._has_room = None
         self._gets += 1
-        if self._gets % _CHECKPOINT_EVERY == 0:
+        if self._gets % CHECKPOINT_EVERY == 0:
             await anyio.lowlevel.checkpoint()
         return entry

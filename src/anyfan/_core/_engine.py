@@ -23,6 +23,7 @@ from ._aggregate import Collector
 from ._channel import Channel
 from ._clock import loop_clock
 from ._errors import DeadlineExceeded
+from ._options import CHECKPOINT_EVERY
 from ._ordering import Reorderer
 from ._outcome import Outcome
 from ._policy import Policy
@@ -31,10 +32,6 @@ from ._stats import Stats
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: A worker that never suspends (its calls finish synchronously) still yields
-#: to the loop this often, so siblings, timeouts and cancellation get a turn.
-_CHECKPOINT_EVERY: Final = 32
 
 _DONE: Final[Any] = object()
 
@@ -320,7 +317,7 @@ class Run(Generic[T, R]):
                     self.stop()
                     return
                 count += 1
-                if count % _CHECKPOINT_EVERY == 0:
+                if count % CHECKPOINT_EVERY == 0:
                     await anyio.lowlevel.checkpoint()
         finally:
             self._live -= 1

@@ -15,19 +15,18 @@ is admitted at once never suspends.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeAlias
 
 import anyio
-import anyio.lowlevel
+
+from ._clock import Clock, native_clock
 
 #: Tries to let a caller through at ``now``: ``None`` if it may go (and its
 #: reservation is made), else the time from which it is worth trying again.
 Attempt: TypeAlias = Callable[[float], "float | None"]
-Clock: TypeAlias = Callable[[], float]
 SleepUntil: TypeAlias = Callable[[float], Awaitable[None]]
 
 _WAITING: Final = 0  # behind the head
@@ -183,30 +182,6 @@ class Line:
                 head.scope.cancel()
             else:
                 head.stale = True
-
-
-def native_clock(loop: object) -> Clock:
-    """Return the clock function of the event loop ``loop`` (as `loop_token` returns it).
-
-    asyncio's own loops and uvloop tell time by `time.monotonic`; uvloop's
-    ``loop.time()`` reads it only once per loop iteration, to the millisecond,
-    so admissions stamped with it could be a few milliseconds early. Reading
-    `time.monotonic` directly is exact, and agrees with the loop's timers.
-    """
-    if isinstance(loop, asyncio.AbstractEventLoop):
-        if type(loop).time is asyncio.BaseEventLoop.time or type(loop).__module__.startswith(
-            "uvloop"
-        ):
-            return time.monotonic
-        return loop.time
-    import trio  # the only other backend anyio runs on
-
-    return trio.current_time
-
-
-def loop_token() -> object:
-    """Return an object that identifies the running event loop (a new one per run)."""
-    return anyio.lowlevel.current_token().native_token
 
 
 class Timebase:

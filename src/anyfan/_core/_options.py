@@ -14,6 +14,11 @@ ERROR_POLICIES: Final = ("raise", "collect", "return")
 #: inside the connection pools of the common HTTP clients (100 by default).
 DEFAULT_CONCURRENCY: Final = 32
 
+#: A task that never has to wait (a worker whose calls finish synchronously, a
+#: consumer whose channel is never empty) still yields to the event loop after
+#: this many items, so siblings, timeouts and cancellation get a turn.
+CHECKPOINT_EVERY: Final = 32
+
 
 def check_concurrency(value: object, *, name: str = "concurrency") -> int:
     """Return ``value`` if it is an int of at least 1, else raise naming the problem."""

@@ -12,7 +12,8 @@ import math
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ._gate import Clock, Line, SleepUntil, Timebase, loop_token
+from ._clock import Clock, loop_token
+from ._gate import Line, SleepUntil, Timebase
 from ._gcra import Gcra
 from ._stats import AdmissionMeter, LimitStats
 from ._validate import check_function, check_number, check_ratio

@@ -16,7 +16,8 @@ from typing import Final, TypeAlias
 
 from ._backoff import Backoff, directed_delay, within_deadline
 from ._budget import RetryBudget
-from ._gate import Clock, Line, SleepUntil, Timebase, loop_token
+from ._clock import Clock, loop_token
+from ._gate import Line, SleepUntil, Timebase
 from ._validate import check_function, check_int, check_number, check_optional_number
 
 RetryOn: TypeAlias = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
