@@ -131,3 +131,28 @@ async def test_channel_reader_waits_for_a_writer() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(channel.put, "x")
         assert await channel.get() == "x"
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["fast path", "policy path"])
+async def test_stats_count_every_attempt_once_in_real_runs(guarded: bool) -> None:
+    """started == succeeded + failed + retried + cancelled + in_flight, on both paths."""
+    tries: dict[int, int] = {}
+
+    async def flaky(x: int) -> int:
+        tries[x] = tries.get(x, 0) + 1
+        await anyio.lowlevel.checkpoint()
+        if x % 3 == 0 and tries[x] < 2:
+            raise ConnectionError(x)  # retried once, then succeeds
+        if x % 3 == 1:
+            raise ValueError(x)  # never retried
+        return x
+
+    retry = anyfan.Retry(3, **FAST) if guarded else None
+    fan = anyfan.Fan(4, retry=retry)
+    await fan.map(flaky, range(30), errors="return")
+    stats = fan.stats
+    assert stats.in_flight == 0
+    assert stats.started == sum(tries.values())
+    assert stats.started == stats.succeeded + stats.failed + stats.retried + stats.cancelled
+    assert stats.failed == 10 + (0 if guarded else 10)
+    assert stats.retried == (10 if guarded else 0)
