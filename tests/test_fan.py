@@ -147,3 +147,14 @@ async def test_a_run_stopped_before_it_starts_pulls_nothing() -> None:
         pass
     assert source.pulled == 0
     assert collector.outcome() == []
+
+
+async def test_a_misspelt_option_is_a_type_error_at_once() -> None:
+    fan = anyfan.Fan(2)
+    with pytest.raises(
+        TypeError, match=r"^map\(\) got an unexpected keyword argument 'concurency'"
+    ):
+        await fan.map(str, [1], concurency=3)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"^stream\(\) got an unexpected keyword argument"):
+        fan.stream(str, [1], orderd=True)  # type: ignore[call-overload]
+    assert fan.stats.started == 0

@@ -11,13 +11,17 @@ from ._core import (
     ErrorPolicy,
     Fan,
     FanError,
+    FanOptions,
     FanStats,
+    GatherOptions,
     LimitStats,
+    MapOptions,
     Outcome,
     Outcomes,
     Rate,
     Retry,
     RetryBudget,
+    StreamOptions,
     gather,
     map,
     stream,
@@ -32,13 +36,17 @@ __all__ = [
     "Executor",
     "Fan",
     "FanError",
+    "FanOptions",
     "FanStats",
+    "GatherOptions",
     "LimitStats",
+    "MapOptions",
     "Outcome",
     "Outcomes",
     "Rate",
     "Retry",
     "RetryBudget",
+    "StreamOptions",
     "__version__",
     "blocking",
     "gather",
@@ -46,18 +54,9 @@ __all__ = [
     "stream",
 ]
 
-# Present the public classes as anyfan's own in reprs, tracebacks and docs.
-for _name in (
-    "DeadlineExceeded",
-    "Fan",
-    "FanError",
-    "FanStats",
-    "LimitStats",
-    "Outcome",
-    "Outcomes",
-    "Rate",
-    "Retry",
-    "RetryBudget",
-):
-    globals()[_name].__module__ = __name__
-del _name
+# Present the engine's public classes as anyfan's own in reprs, tracebacks and docs.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith(f"{__name__}._core"):
+        _obj.__module__ = __name__
+del _name, _obj

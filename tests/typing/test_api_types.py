@@ -8,7 +8,8 @@ really works on every backend.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, assert_type
+import pydoc
+from typing import TYPE_CHECKING, Any, Unpack, assert_type
 
 import pytest
 
@@ -68,8 +69,12 @@ async def test_errors_return_puts_exceptions_in_the_list() -> None:
 
 async def test_gather_returns_a_list() -> None:
     results = await anyfan.gather(double(1), double(2), concurrency=1, errors="collect")
-    assert_type(results, list[Any])
+    assert_type(results, list[int])
     assert results == [2, 4]
+
+    mixed = await anyfan.gather(double(1), errors="return")
+    assert_type(mixed, list[int | Exception])
+    assert mixed == [2]
 
 
 async def test_stream_yields_typed_outcomes() -> None:
@@ -104,7 +109,7 @@ async def test_fan_methods_match_the_module_functions() -> None:
     mixed = await fan.map(shout, ["a"], errors="return")
     assert_type(mixed, list[str | Exception])
     gathered = await fan.gather(double(3))
-    assert_type(gathered, list[Any])
+    assert_type(gathered, list[int])
     async with fan.stream(double, [5], ordered=False) as outcomes:
         assert_type(outcomes, anyfan.Outcomes[int, int])
         assert [o.value async for o in outcomes] == [10]
@@ -126,9 +131,51 @@ def test_error_types() -> None:
     assert late.completed == {0: "done"}
 
 
+def test_blocking_functions_are_typed_like_the_async_ones() -> None:
+    values = anyfan.blocking.map(double, [1, 2], concurrency=2, timeout=5)
+    assert_type(values, list[int])
+    mixed = anyfan.blocking.map(shout, ["a"], errors="return", backend="asyncio")
+    assert_type(mixed, list[str | Exception])
+    gathered = anyfan.blocking.gather(double(1), double(2), concurrency=1)
+    assert_type(gathered, list[int])
+    outcomes = anyfan.blocking.stream(double, [3], ordered=True)
+    assert_type(outcomes, anyfan.blocking.Outcomes[int, int])
+    assert [o.value for o in outcomes] == [6]
+    with anyfan.blocking.Fan(2, timeout=5, errors="collect") as fan:
+        assert_type(fan.map(double, [4], deadline=10), list[int])
+        assert_type(fan.gather(double(5)), list[int])
+    assert (values, mixed, gathered) == ([2, 4], ["A"], [2, 4])
+
+
+async def test_options_can_be_forwarded_by_a_wrapper() -> None:
+    async def doubled(items: list[int], **options: Unpack[anyfan.MapOptions]) -> list[int]:
+        return await anyfan.map(double, items, **options)
+
+    assert await doubled([1, 2], concurrency=1, deadline=30) == [2, 4]
+
+
+def test_help_shows_every_option_and_no_private_names() -> None:
+    for function in (anyfan.map, anyfan.stream, anyfan.gather, anyfan.Fan.map, anyfan.Fan.stream):
+        text = pydoc.render_doc(function)
+        assert "_Unset" not in text
+    one_shot = pydoc.render_doc(anyfan.map)
+    for option in ("concurrency", "timeout", "deadline", "limits", "retry", "progress"):
+        assert f"{option}:" in one_shot  # documented in Args, not only in the signature
+    assert "on_outcome:" in one_shot
+    assert "errors:" in one_shot
+    assert "ordered:" in pydoc.render_doc(anyfan.stream)
+
+
 async def _misuses_the_type_checker_rejects() -> None:
     # Never called: each line must stay a type error (mypy flags unused ignores).
     await anyfan.map(double, ["not an int"])  # type: ignore[arg-type]
     await anyfan.map(double, [1], errors="ignore")  # type: ignore[call-overload]
     anyfan.Fan(errors="sometimes")  # type: ignore[arg-type]
     anyfan.stream(double, [1], ordered="yes")  # type: ignore[call-overload]
+    await anyfan.map(double, [1], concurency=3)  # type: ignore[call-overload]
+    await anyfan.Fan().map(double, [1], concurency=3)  # type: ignore[call-overload]
+    anyfan.blocking.map(double, [1], concurency=3)  # type: ignore[call-overload]
+    anyfan.blocking.stream(double, [1], oredered=True)  # type: ignore[call-overload]
+    anyfan.blocking.Fan(2, timout=5)  # type: ignore[call-arg]
+    anyfan.blocking.Fan().map(double, [1], concurency=3)  # type: ignore[call-overload]
+    anyfan.blocking.gather(double(1), concurency=3)  # type: ignore[call-overload]

@@ -10,7 +10,14 @@ from ._budget import RetryBudget
 from ._engine import Outcomes, as_async, is_async_callable
 from ._errors import DeadlineExceeded, FanError
 from ._fan import Fan, Items, close_unstarted
-from ._options import DEFAULT_CONCURRENCY, ErrorPolicy
+from ._options import (
+    DEFAULT_CONCURRENCY,
+    ErrorPolicy,
+    FanOptions,
+    GatherOptions,
+    MapOptions,
+    StreamOptions,
+)
 from ._outcome import Outcome
 from ._rate import Rate
 from ._retry import Retry
@@ -29,14 +36,18 @@ __all__ = [
     "ErrorPolicy",
     "Fan",
     "FanError",
+    "FanOptions",
     "FanStats",
+    "GatherOptions",
     "Items",
     "LimitStats",
+    "MapOptions",
     "Outcome",
     "Outcomes",
     "Rate",
     "Retry",
     "RetryBudget",
+    "StreamOptions",
     "as_async",
     "check_function",
     "check_int",

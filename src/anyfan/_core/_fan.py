@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
 from ._aggregate import Collector
 from ._engine import MapRun, Outcomes, StreamRun, as_async
 from ._options import (
     DEFAULT_CONCURRENCY,
     ErrorPolicy,
+    MapOptions,
+    StreamOptions,
     check_concurrency,
     check_errors,
+    check_keywords,
     check_seconds,
 )
 from ._policy import Policy
-from ._progress import Observer, make_observer
+from ._progress import make_observer
 from ._rate import Rate
 from ._retry import Retry
 from ._slots import Slots
@@ -27,12 +29,6 @@ from ._stats import FanStats, Stats
 T = TypeVar("T")
 R = TypeVar("R")
 
-
-class _Unset(enum.Enum):
-    token = enum.auto()
-
-
-UNSET: Literal[_Unset.token] = _Unset.token
 
 Items = Iterable[T] | AsyncIterable[T]
 
@@ -132,31 +128,24 @@ class Fan:
             return self._concurrency
         return min(check_concurrency(concurrency), self._concurrency)
 
-    def _run_options(
-        self,
-        concurrency: int | None,
-        timeout: float | _Unset | None,
-        deadline: float | None,
-        limits: Iterable[Any],
-        retry: Retry | _Unset | None,
-    ) -> dict[str, Any]:
+    def _run_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """What a run needs from the Fan and a call's options (`MapOptions`, checked here)."""
         policy = self._policy
-        limits = tuple(limits)
-        if limits or retry is not UNSET:
+        limits = tuple(options.get("limits", ()))
+        if limits or "retry" in options:
             policy = Policy(
                 limits=(*(policy.limits.rates if policy.limits else ()), *limits),
-                retry=policy.retry if retry is UNSET else retry,
+                retry=options.get("retry", policy.retry),
                 pause=policy.pause,
             )
+        timeout = options.get("timeout", self._timeout)
         return {
             "slots": self._slots,
             "stats": self._stats,
             "policy": policy if policy.active else None,
-            "width": self._width(concurrency),
-            "timeout": self._timeout
-            if timeout is UNSET
-            else check_seconds(timeout, name="timeout"),
-            "deadline": check_seconds(deadline, name="deadline"),
+            "width": self._width(options.get("concurrency")),
+            "timeout": check_seconds(timeout, name="timeout"),
+            "deadline": check_seconds(options.get("deadline"), name="deadline"),
         }
 
     @overload
@@ -165,14 +154,8 @@ class Fan:
         fn: Callable[[T], Awaitable[R]],
         items: Items[T],
         *,
-        concurrency: int | None = ...,
-        timeout: float | _Unset | None = ...,
-        deadline: float | None = ...,
-        limits: Iterable[Any] = ...,
-        retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
-        on_outcome: Observer | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
+        **options: Unpack[MapOptions],
     ) -> list[R]: ...
 
     @overload
@@ -181,14 +164,8 @@ class Fan:
         fn: Callable[[T], Awaitable[R]],
         items: Items[T],
         *,
-        concurrency: int | None = ...,
-        timeout: float | _Unset | None = ...,
-        deadline: float | None = ...,
-        limits: Iterable[Any] = ...,
-        retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
-        on_outcome: Observer | None = ...,
         errors: Literal["return"],
+        **options: Unpack[MapOptions],
     ) -> list[R | Exception]: ...
 
     @overload
@@ -197,14 +174,8 @@ class Fan:
         fn: Callable[[T], R],
         items: Items[T],
         *,
-        concurrency: int | None = ...,
-        timeout: float | _Unset | None = ...,
-        deadline: float | None = ...,
-        limits: Iterable[Any] = ...,
-        retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
-        on_outcome: Observer | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
+        **options: Unpack[MapOptions],
     ) -> list[R]: ...
 
     @overload
@@ -213,14 +184,8 @@ class Fan:
         fn: Callable[[T], R],
         items: Items[T],
         *,
-        concurrency: int | None = ...,
-        timeout: float | _Unset | None = ...,
-        deadline: float | None = ...,
-        limits: Iterable[Any] = ...,
-        retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
-        on_outcome: Observer | None = ...,
         errors: Literal["return"],
+        **options: Unpack[MapOptions],
     ) -> list[R | Exception]: ...
 
     async def map(
@@ -228,32 +193,43 @@ class Fan:
         fn: Callable[[T], Any],
         items: Items[T],
         *,
-        concurrency: int | None = None,
-        timeout: float | _Unset | None = UNSET,
-        deadline: float | None = None,
-        limits: Iterable[Any] = (),
-        retry: Retry | _Unset | None = UNSET,
-        progress: bool | str = False,
-        on_outcome: Observer | None = None,
         errors: ErrorPolicy | None = None,
+        **options: Unpack[MapOptions],
     ) -> list[Any]:
         """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in order.
 
         ``fn`` may be async, or a plain function, which then runs in worker
         threads under the same limits. ``items`` may be any iterable or async
         iterable, endless ones included: items are pulled only as workers free
-        up. ``timeout`` bounds each call, ``deadline`` the whole map (it raises
-        `DeadlineExceeded`). ``errors`` picks the error policy; see
-        [semantics](../explanation/semantics.md). ``limits`` adds rate limits
-        to the Fan's for this call and ``retry`` replaces its retry policy.
-        ``progress=True`` (or a label) draws a tqdm bar; ``on_outcome`` is
-        called with each item's `Outcome` as it finishes.
+        up. See [semantics](../explanation/semantics.md) for the error policies.
+
+        Args:
+            fn: Called once per item: ``fn(item)``.
+            items: The inputs, an iterable or an async iterable.
+            errors: ``"raise"``, ``"collect"`` or ``"return"``; by default the Fan's.
+            **options: Any of `MapOptions`. ``concurrency`` lowers the Fan's
+                limit for this call; ``timeout`` (seconds per call, ``None`` for
+                none) and ``retry`` replace the Fan's, which apply when left out;
+                ``deadline`` bounds the whole map in seconds (it raises
+                `DeadlineExceeded`); ``limits`` adds rate limits to the Fan's;
+                ``progress=True`` (or a label) draws a tqdm bar; ``on_outcome``
+                is called with each item's `Outcome` as it finishes.
+
+        Raises:
+            TypeError: For an unknown option.
         """
-        options = self._run_options(concurrency, timeout, deadline, limits, retry)
+        check_keywords(options, MapOptions, "map")
+        run_options = self._run_options(options)
         collector = Collector(self._errors if errors is None else check_errors(errors))
-        observer, close = make_observer(items, progress, on_outcome)
+        observer, close = make_observer(
+            items, options.get("progress", False), options.get("on_outcome")
+        )
         run: MapRun[T, Any] = MapRun(
-            as_async(fn, options["width"]), items, collector=collector, observer=observer, **options
+            as_async(fn, run_options["width"]),
+            items,
+            collector=collector,
+            observer=observer,
+            **run_options,
         )
         try:
             async with run.running(stop_on_exit=False):
@@ -261,6 +237,22 @@ class Fan:
         finally:
             close()
         return collector.outcome()
+
+    @overload
+    async def gather(
+        self,
+        *awaitables: Awaitable[R],
+        concurrency: int | None = ...,
+        errors: Literal["raise", "collect"] | None = ...,
+    ) -> list[R]: ...
+
+    @overload
+    async def gather(
+        self,
+        *awaitables: Awaitable[R],
+        concurrency: int | None = ...,
+        errors: Literal["return"],
+    ) -> list[R | Exception]: ...
 
     async def gather(
         self,
@@ -273,12 +265,18 @@ class Fan:
         Like `asyncio.gather`, but structured: on failure (with the default
         ``errors="raise"``) the rest are cancelled, and coroutines that never
         started are closed so nothing is left un-awaited.
+
+        Args:
+            *awaitables: What to await; results come back in this order.
+            concurrency: Most awaited at once; by default (and at most) the Fan's.
+            errors: ``"raise"``, ``"collect"`` or ``"return"``; by default the Fan's.
         """
         try:
-            options = self._run_options(concurrency, None, None, (), UNSET)
+            # The Fan's per-call timeout is for calls of ``fn``; awaitables have none.
+            run_options = self._run_options({"concurrency": concurrency, "timeout": None})
             collector = Collector(self._errors if errors is None else check_errors(errors))
             run: MapRun[Awaitable[Any], Any] = MapRun(
-                _await, awaitables, collector=collector, **options
+                _await, awaitables, collector=collector, **run_options
             )
             async with run.running(stop_on_exit=False):
                 pass
@@ -288,58 +286,37 @@ class Fan:
 
     @overload
     def stream(
-        self,
-        fn: Callable[[T], Awaitable[R]],
-        items: Items[T],
-        *,
-        ordered: bool = ...,
-        concurrency: int | None = ...,
-        timeout: float | _Unset | None = ...,
-        deadline: float | None = ...,
-        limits: Iterable[Any] = ...,
-        retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
-        on_outcome: Observer | None = ...,
+        self, fn: Callable[[T], Awaitable[R]], items: Items[T], **options: Unpack[StreamOptions]
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
     @overload
     def stream(
-        self,
-        fn: Callable[[T], R],
-        items: Items[T],
-        *,
-        ordered: bool = ...,
-        concurrency: int | None = ...,
-        timeout: float | _Unset | None = ...,
-        deadline: float | None = ...,
-        limits: Iterable[Any] = ...,
-        retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
-        on_outcome: Observer | None = ...,
+        self, fn: Callable[[T], R], items: Items[T], **options: Unpack[StreamOptions]
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
     def stream(
-        self,
-        fn: Callable[[T], Any],
-        items: Items[T],
-        *,
-        ordered: bool = False,
-        concurrency: int | None = None,
-        timeout: float | _Unset | None = UNSET,
-        deadline: float | None = None,
-        limits: Iterable[Any] = (),
-        retry: Retry | _Unset | None = UNSET,
-        progress: bool | str = False,
-        on_outcome: Observer | None = None,
+        self, fn: Callable[[T], Any], items: Items[T], **options: Unpack[StreamOptions]
     ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
         """Call ``fn`` on every item and yield an `Outcome` for each as it finishes.
 
         Use as ``async with fan.stream(fn, items) as outcomes: async for o in
         outcomes: ...``. Failures arrive as outcomes with ``error`` set; they
-        do not stop the stream. With ``ordered=True`` outcomes come in input
-        order. Leaving the block early cancels the calls still in flight.
+        do not stop the stream. Leaving the block early cancels the calls
+        still in flight.
+
+        Args:
+            fn: Called once per item: ``fn(item)``.
+            items: The inputs, an iterable or an async iterable.
+            **options: Any of `StreamOptions`: ``ordered=True`` yields outcomes in
+                input order; the others are those of `map`.
+
+        Raises:
+            TypeError: For an unknown option.
         """
-        options = self._run_options(concurrency, timeout, deadline, limits, retry)
+        check_keywords(options, StreamOptions, "stream")
+        run_options = self._run_options(options)
+        progress = options.get("progress", False)
+        on_outcome = options.get("on_outcome")
         make_observer(items, False, on_outcome)  # reject bad options now, not on entry
         if not isinstance(progress, bool | str):
             raise TypeError(f"progress must be a bool or a label, got {progress!r}")
@@ -348,10 +325,10 @@ class Fan:
             # Built on entry, so a stream that is never entered leaves nothing open.
             observer, close = make_observer(items, progress, on_outcome)
             return StreamRun(
-                as_async(fn, options["width"]), items, observer=observer, **options
+                as_async(fn, run_options["width"]), items, observer=observer, **run_options
             ), close
 
-        return _stream(start, ordered)
+        return _stream(start, options.get("ordered", False))
 
 
 @asynccontextmanager

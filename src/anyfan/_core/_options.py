@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal, TypeAlias
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal, TypeAlias, TypedDict
 
+from ._progress import Observer
+from ._retry import Retry
 from ._validate import check_int, check_optional_number
 
 ErrorPolicy: TypeAlias = Literal["raise", "collect", "return"]
@@ -18,6 +21,60 @@ DEFAULT_CONCURRENCY: Final = 32
 #: consumer whose channel is never empty) still yields to the event loop after
 #: this many items, so siblings, timeouts and cancellation get a turn.
 CHECKPOINT_EVERY: Final = 32
+
+
+class FanOptions(TypedDict, total=False):
+    """The options a `Fan` is built with, besides ``concurrency`` (see `Fan`).
+
+    A `TypedDict`, so that wrappers can take ``**options: Unpack[FanOptions]``
+    and a misspelt keyword is a type error.
+    """
+
+    timeout: float | None
+    errors: ErrorPolicy
+    limits: Iterable[Any]
+    retry: Retry | None
+
+
+class MapOptions(TypedDict, total=False):
+    """The keyword options of ``map`` besides ``errors`` (see `Fan.map`).
+
+    On a `Fan`, ``timeout`` and ``retry`` left out mean the Fan's own, and
+    ``concurrency`` can only lower the Fan's.
+    """
+
+    concurrency: int
+    timeout: float | None
+    deadline: float | None
+    limits: Iterable[Any]
+    retry: Retry | None
+    progress: bool | str
+    on_outcome: Observer | None
+
+
+class StreamOptions(MapOptions, total=False):
+    """The keyword options of ``stream``: those of ``map``, and ``ordered``."""
+
+    ordered: bool
+
+
+class GatherOptions(TypedDict, total=False):
+    """The keyword options of ``gather``."""
+
+    concurrency: int | None
+    errors: ErrorPolicy
+
+
+def check_keywords(options: Mapping[str, Any], allowed: type[Any], function: str) -> None:
+    """Reject a keyword that ``allowed`` (a `TypedDict`) does not list, as Python would.
+
+    Raises:
+        TypeError: Naming the first unexpected keyword.
+    """
+    known = allowed.__optional_keys__ | allowed.__required_keys__
+    for name in options:
+        if name not in known:
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
 
 
 def check_concurrency(value: object, *, name: str = "concurrency") -> int:

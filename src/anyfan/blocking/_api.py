@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 from .._core import DEFAULT_CONCURRENCY, close_unstarted
 from .._core import gather as async_gather
@@ -15,7 +15,7 @@ from ._stream import Outcomes
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from .._core import Items
+    from .._core import ErrorPolicy, Items, MapOptions, StreamOptions
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,7 +29,7 @@ def map(
     errors: Literal["raise", "collect"] = ...,
     backend: Backend | None = ...,
     loop: Loop | None = ...,
-    **options: Any,
+    **options: Unpack[MapOptions],
 ) -> list[R]: ...
 
 
@@ -41,7 +41,7 @@ def map(
     errors: Literal["return"],
     backend: Backend | None = ...,
     loop: Loop | None = ...,
-    **options: Any,
+    **options: Unpack[MapOptions],
 ) -> list[R | Exception]: ...
 
 
@@ -53,7 +53,7 @@ def map(
     errors: Literal["raise", "collect"] = ...,
     backend: Backend | None = ...,
     loop: Loop | None = ...,
-    **options: Any,
+    **options: Unpack[MapOptions],
 ) -> list[R]: ...
 
 
@@ -65,7 +65,7 @@ def map(
     errors: Literal["return"],
     backend: Backend | None = ...,
     loop: Loop | None = ...,
-    **options: Any,
+    **options: Unpack[MapOptions],
 ) -> list[R | Exception]: ...
 
 
@@ -73,25 +73,56 @@ def map(
     fn: Callable[[T], Any],
     items: Items[T],
     *,
+    errors: ErrorPolicy = "raise",
     backend: Backend | None = None,
     loop: Loop | None = None,
-    **options: Any,
+    **options: Unpack[MapOptions],
 ) -> list[Any]:
     """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in input order.
 
     The blocking form of `anyfan.map`, with the same options. It runs on
     `default_loop` for ``backend`` (``"asyncio"`` unless given), or on
     ``loop``.
+
+    Args:
+        fn: Called once per item: ``fn(item)``; async or plain.
+        items: The inputs, an iterable or an async iterable.
+        errors: ``"raise"``, ``"collect"`` or ``"return"``, as for `anyfan.map`.
+        backend: ``"asyncio"`` or ``"trio"``: whose default loop to run on.
+        loop: Run on this `Loop` instead.
+        **options: Any of `anyfan.MapOptions`: ``concurrency``, ``timeout``,
+            ``deadline``, ``limits``, ``retry``, ``progress``, ``on_outcome``.
     """
     target, _ = resolve_loop(backend, None, loop, private=False)
-    return target.call(async_map, fn, items, **options)
+    return target.call(async_map, fn, items, errors=errors, **options)
+
+
+@overload
+def gather(
+    *awaitables: Awaitable[R],
+    concurrency: int | None = ...,
+    errors: Literal["raise", "collect"] = ...,
+    backend: Backend | None = ...,
+    loop: Loop | None = ...,
+) -> list[R]: ...
+
+
+@overload
+def gather(
+    *awaitables: Awaitable[R],
+    concurrency: int | None = ...,
+    errors: Literal["return"],
+    backend: Backend | None = ...,
+    loop: Loop | None = ...,
+) -> list[R | Exception]: ...
 
 
 def gather(
     *awaitables: Awaitable[Any],
+    concurrency: int | None = None,
+    errors: ErrorPolicy = "raise",
     backend: Backend | None = None,
     loop: Loop | None = None,
-    **options: Any,
 ) -> list[Any]:
     """Await every awaitable, at most ``concurrency`` at a time; return results in order.
 
@@ -100,7 +131,7 @@ def gather(
     """
     try:
         target, _ = resolve_loop(backend, None, loop, private=False)
-        return target.call(async_gather, *awaitables, **options)
+        return target.call(async_gather, *awaitables, concurrency=concurrency, errors=errors)
     except BaseException:
         close_unstarted(awaitables)
         raise
@@ -113,7 +144,7 @@ def stream(
     *,
     backend: Backend | None = ...,
     loop: Loop | None = ...,
-    **options: Any,
+    **options: Unpack[StreamOptions],
 ) -> Outcomes[T, R]: ...
 
 
@@ -124,7 +155,7 @@ def stream(
     *,
     backend: Backend | None = ...,
     loop: Loop | None = ...,
-    **options: Any,
+    **options: Unpack[StreamOptions],
 ) -> Outcomes[T, R]: ...
 
 
@@ -134,7 +165,7 @@ def stream(
     *,
     backend: Backend | None = None,
     loop: Loop | None = None,
-    **options: Any,
+    **options: Unpack[StreamOptions],
 ) -> Outcomes[T, Any]:
     """Return a plain iterator of `anyfan.Outcome`, one per item, as calls finish.
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
-from .._core import DEFAULT_CONCURRENCY, FanStats, Items, close_unstarted
+from .._core import (
+    DEFAULT_CONCURRENCY,
+    ErrorPolicy,
+    FanOptions,
+    FanStats,
+    Items,
+    MapOptions,
+    StreamOptions,
+    close_unstarted,
+)
 from .._core import Fan as AsyncFan
 from ._loop import Backend, Loop, resolve_loop
 from ._stream import Outcomes
@@ -17,7 +26,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def stream_capacity(options: Mapping[str, Any], default: int) -> int:
+def stream_capacity(options: Mapping[str, object], default: int) -> int:
     """How many outcomes a blocking stream buffers: its concurrency, when valid."""
     value = options.get("concurrency")
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -40,7 +49,7 @@ class Fan:
         backend: ``"asyncio"`` (the default) or ``"trio"``, for the Fan's loop.
         backend_options: Passed to `anyio.run`, e.g. ``{"use_uvloop": True}``.
         loop: Run on this shared `Loop` (say `default_loop()`) instead of an own one.
-        **options: Any other option of `anyfan.Fan`, such as ``timeout`` and ``errors``.
+        **options: Any of `anyfan.FanOptions`: ``timeout``, ``errors``, ``limits``, ``retry``.
     """
 
     def __init__(
@@ -50,7 +59,7 @@ class Fan:
         backend: Backend | None = None,
         backend_options: Mapping[str, Any] | None = None,
         loop: Loop | None = None,
-        **options: Any,
+        **options: Unpack[FanOptions],
     ) -> None:
         self._fan = AsyncFan(concurrency, **options)
         self._loop, owned = resolve_loop(backend, backend_options, loop, private=True)
@@ -125,7 +134,7 @@ class Fan:
         items: Items[T],
         *,
         errors: Literal["raise", "collect"] | None = ...,
-        **options: Any,
+        **options: Unpack[MapOptions],
     ) -> list[R]: ...
 
     @overload
@@ -135,7 +144,7 @@ class Fan:
         items: Items[T],
         *,
         errors: Literal["return"],
-        **options: Any,
+        **options: Unpack[MapOptions],
     ) -> list[R | Exception]: ...
 
     @overload
@@ -145,7 +154,7 @@ class Fan:
         items: Items[T],
         *,
         errors: Literal["raise", "collect"] | None = ...,
-        **options: Any,
+        **options: Unpack[MapOptions],
     ) -> list[R]: ...
 
     @overload
@@ -155,10 +164,17 @@ class Fan:
         items: Items[T],
         *,
         errors: Literal["return"],
-        **options: Any,
+        **options: Unpack[MapOptions],
     ) -> list[R | Exception]: ...
 
-    def map(self, fn: Callable[[T], Any], items: Items[T], **options: Any) -> list[Any]:
+    def map(
+        self,
+        fn: Callable[[T], Any],
+        items: Items[T],
+        *,
+        errors: ErrorPolicy | None = None,
+        **options: Unpack[MapOptions],
+    ) -> list[Any]:
         """Call ``fn`` on every item and return the results in input order.
 
         Blocks until done. Takes the per-call options of `anyfan.Fan.map`
@@ -166,9 +182,30 @@ class Fan:
         are pulled lazily on the loop's thread, so a generator must not block.
         """
         self._check_open()
-        return self._loop.call(self._fan.map, fn, items, **options)
+        return self._loop.call(self._fan.map, fn, items, errors=errors, **options)
 
-    def gather(self, *awaitables: Awaitable[Any], **options: Any) -> list[Any]:
+    @overload
+    def gather(
+        self,
+        *awaitables: Awaitable[R],
+        concurrency: int | None = ...,
+        errors: Literal["raise", "collect"] | None = ...,
+    ) -> list[R]: ...
+
+    @overload
+    def gather(
+        self,
+        *awaitables: Awaitable[R],
+        concurrency: int | None = ...,
+        errors: Literal["return"],
+    ) -> list[R | Exception]: ...
+
+    def gather(
+        self,
+        *awaitables: Awaitable[Any],
+        concurrency: int | None = None,
+        errors: ErrorPolicy | None = None,
+    ) -> list[Any]:
         """Await every awaitable on the Fan's loop; return the results in order.
 
         Takes the options of `anyfan.Fan.gather`. Coroutines that never got to
@@ -176,20 +213,26 @@ class Fan:
         """
         try:
             self._check_open()
-            return self._loop.call(self._fan.gather, *awaitables, **options)
+            return self._loop.call(
+                self._fan.gather, *awaitables, concurrency=concurrency, errors=errors
+            )
         except BaseException:
             close_unstarted(awaitables)
             raise
 
     @overload
     def stream(
-        self, fn: Callable[[T], Awaitable[R]], items: Items[T], **options: Any
+        self, fn: Callable[[T], Awaitable[R]], items: Items[T], **options: Unpack[StreamOptions]
     ) -> Outcomes[T, R]: ...
 
     @overload
-    def stream(self, fn: Callable[[T], R], items: Items[T], **options: Any) -> Outcomes[T, R]: ...
+    def stream(
+        self, fn: Callable[[T], R], items: Items[T], **options: Unpack[StreamOptions]
+    ) -> Outcomes[T, R]: ...
 
-    def stream(self, fn: Callable[[T], Any], items: Items[T], **options: Any) -> Outcomes[T, Any]:
+    def stream(
+        self, fn: Callable[[T], Any], items: Items[T], **options: Unpack[StreamOptions]
+    ) -> Outcomes[T, Any]:
         """Return a plain iterator of `anyfan.Outcome`, one per item, as calls finish.
 
         Takes the options of `anyfan.Fan.stream` (``ordered=True`` for input
