@@ -1,4 +1,7 @@
-"""Checking options where they are given, so mistakes surface when objects are built."""
+"""The options of a fan-out: their types (typed once, for every entry point) and defaults.
+
+Numbers are checked by `_validate`; the checks here name the option they are about.
+"""
 
 from __future__ import annotations
 
