@@ -52,6 +52,16 @@ def is_async_callable(fn: object) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
+def check_callable(fn: object) -> None:
+    """Reject a non-callable ``fn`` when the fan-out is set up, not once per item.
+
+    Raises:
+        TypeError: If ``fn`` is not callable.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r:.60}")
+
+
 def as_async(fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[Any]]:
     """Return ``fn`` itself if it is async, else a wrapper that runs it in a thread.
 
@@ -59,7 +69,11 @@ def as_async(fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[An
     never cap a run below its concurrency (anyio's default pool has 40). A
     sync callable that hands back an awaitable, such as a lambda returning a
     coroutine, has that awaitable awaited on the loop.
+
+    Raises:
+        TypeError: If ``fn`` is not callable.
     """
+    check_callable(fn)
     if is_async_callable(fn):
         return fn
     limiter: anyio.CapacityLimiter | None = None
@@ -359,7 +373,13 @@ class Run(Generic[T, R]):
             await slots.acquire()
             try:
                 if limits is not None:
-                    ticket = await limits.acquire(item)  # also waits out the pause
+                    try:
+                        ticket = await limits.acquire(item)  # also waits out the pause
+                    except Exception as exc:
+                        # A broken ``cost`` function fails its item only, before
+                        # anything is charged or started; retrying cannot help.
+                        stats.failed += 1
+                        return None, exc, attempt, first if attempt else self._now()
                 elif pause is not None:  # pragma: no branch - a policy has limits or a retry
                     await pause.wait()
                 now = self._now()

@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar, overload
 
 from ._aggregate import Collector
-from ._engine import MapRun, Outcomes, StreamRun, as_async
+from ._engine import MapRun, Outcomes, StreamRun, as_async, check_callable
 from ._options import (
     DEFAULT_CONCURRENCY,
     ErrorPolicy,
@@ -339,6 +339,7 @@ class Fan:
         do not stop the stream. With ``ordered=True`` outcomes come in input
         order. Leaving the block early cancels the calls still in flight.
         """
+        check_callable(fn)
         options = self._run_options(concurrency, timeout, deadline, limits, retry)
         make_observer(items, False, on_outcome)  # reject bad options now, not on entry
         if not isinstance(progress, bool | str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from .._core._engine import check_callable
 from .._core._fan import Fan as AsyncFan
 from .._core._fan import Items, close_unstarted
 from .._core._options import DEFAULT_CONCURRENCY
@@ -199,6 +200,7 @@ class Fan:
         cancels what is still outstanding.
         """
         self._check_open()
+        check_callable(fn)
         fan = self._fan
         return Outcomes(
             self._loop,
