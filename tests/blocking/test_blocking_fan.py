@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -348,3 +349,14 @@ def test_same_results_as_awaiting_directly(facade_loop: Loop) -> None:
     by_facade = blocking.map(fail_odd, range(8), errors="return", concurrency=3, loop=facade_loop)
     by_await = facade_loop.call(direct)
     assert [repr(v) for v in by_facade] == [repr(v) for v in by_await]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_blocking_map_honours_the_deadline_for_sync_callables(backend: str) -> None:
+    def slow(i: int) -> int:
+        time.sleep(0.1)  # starts after the 0.05 s deadline began, so always outlives it
+        return i
+
+    with pytest.raises(anyfan.DeadlineExceeded) as caught:
+        anyfan.blocking.map(slow, range(2), deadline=0.05, backend=backend)  # type: ignore[call-overload]
+    assert caught.value.completed == {}
