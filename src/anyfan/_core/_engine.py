@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
@@ -37,6 +39,42 @@ R = TypeVar("R")
 _CHECKPOINT_EVERY: Final = 32
 
 _DONE: Final[Any] = object()
+
+#: The slot pool whose slot the current task's calls run in, if it is a worker.
+#: A fan-out started from inside such a call, on the same Fan, borrows that
+#: slot instead of queueing for another one, which could never come free when
+#: every slot is held by a caller waiting on its own inner fan-out.
+_holding: ContextVar[Slots | None] = ContextVar("anyfan_holding", default=None)
+
+#: Which event loop each busy slot pool is serving, and how many runs use it:
+#: ``id(slots) -> [native loop token, runs, slots]``. A Fan's waiters are tied
+#: to one loop, so a second loop at the same time is refused, not left to hang.
+_serving: dict[int, list[Any]] = {}
+_serving_lock = threading.Lock()
+
+
+def _enter_loop(slots: Slots) -> None:
+    token = anyio.lowlevel.current_token().native_token
+    with _serving_lock:
+        entry = _serving.get(id(slots))
+        if entry is None:
+            _serving[id(slots)] = [token, 1, slots]  # holding ``slots`` pins its id
+        elif entry[0] is token:
+            entry[1] += 1
+        else:
+            raise RuntimeError(
+                "this Fan is already running on another event loop; an async Fan serves "
+                "one event loop at a time (successive loops are fine). To share limits "
+                "across threads, use one anyfan.blocking.Fan from all of them"
+            )
+
+
+def _leave_loop(slots: Slots) -> None:
+    with _serving_lock:
+        entry = _serving[id(slots)]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _serving[id(slots)]
 
 
 def is_async_callable(fn: object) -> bool:
@@ -129,6 +167,11 @@ class Run(Generic[T, R]):
         self._observer = observer
         if observer is not None:
             self._timed = True
+        self._pool = slots
+        if _holding.get() is slots:
+            # Nested in a call that holds one of these slots: run in that slot,
+            # one call at a time, so the Fan's limit holds and nothing waits on itself.
+            slots, width = Slots(1), 1
         self._slots = slots
         self._stats = Stats() if stats is None else stats
         self._guarded = policy
@@ -201,6 +244,15 @@ class Run(Generic[T, R]):
         failure: the input raising, KeyboardInterrupt, SystemExit) is re-raised
         as it is, and an expired ``deadline`` raises `DeadlineExceeded`.
         """
+        _enter_loop(self._pool)
+        try:
+            async with self._running(stop_on_exit=stop_on_exit):
+                yield
+        finally:
+            _leave_loop(self._pool)
+
+    @asynccontextmanager
+    async def _running(self, *, stop_on_exit: bool) -> AsyncIterator[None]:
         body_error: BaseException | None = None
         deadline = math.inf
         if self._deadline is not None:
@@ -278,6 +330,7 @@ class Run(Generic[T, R]):
         call, slots, stats, timeout = self._call, self._slots, self._stats, self._timeout
         guarded, timed = self._guarded, self._timed
         deadline_scope = self._deadline_scope
+        _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
         count = 0
         try:
             while not self._stopping:
