@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 from ._aggregate import Collector
 from ._channel import Channel
 from ._clock import loop_clock
-from ._errors import DeadlineExceeded
+from ._errors import DeadlineExceeded, Misuse
 from ._ordering import Reorderer
 from ._outcome import Outcome
 from ._policy import Policy
@@ -62,7 +62,7 @@ def _enter_loop(slots: Slots) -> None:
         elif entry[0] is token:
             entry[1] += 1
         else:
-            raise RuntimeError(
+            raise Misuse(
                 "this Fan is already running on another event loop; an async Fan serves "
                 "one event loop at a time (successive loops are fine). To share limits "
                 "across threads, use one anyfan.blocking.Fan from all of them"
@@ -361,6 +361,9 @@ class Run(Generic[T, R]):
                                 value = await call(item)
                             else:
                                 value = await self._call_timed(item)
+                        except Misuse:
+                            stats.cancelled += 1
+                            raise  # stops the run, below
                         except Exception as exc:
                             stats.failed += 1
                             value, error = None, exc
@@ -454,6 +457,9 @@ class Run(Generic[T, R]):
                 stats.started += 1
                 try:
                     value = await self._call_timed(item)
+                except Misuse:
+                    stats.cancelled += 1
+                    raise
                 except Exception as exc:
                     error = exc
                 except BaseException:

@@ -121,3 +121,12 @@ class DeadlineExceeded(TimeoutError):
     def __reduce__(self) -> tuple[Any, ...]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("deadline", "completed")}
         return (type(self), (self.deadline, self.completed), state)
+
+
+class Misuse(RuntimeError):
+    """A mistake in how anyfan is called, not a failure of one call.
+
+    Raised inside a call (a blocking facade used from its own loop's thread,
+    for instance), it stops the whole fan-out and arrives as itself, so
+    ``except RuntimeError`` catches it rather than a `FanError` around it.
+    """
