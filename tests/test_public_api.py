@@ -21,6 +21,7 @@ def test_all_is_pinned() -> None:
         "LimitStats",
         "Outcome",
         "Outcomes",
+        "ProgressOptions",
         "Rate",
         "Retry",
         "RetryBudget",

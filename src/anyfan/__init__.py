@@ -12,6 +12,7 @@ from ._core._errors import DeadlineExceeded, FanError
 from ._core._fan import Fan
 from ._core._options import DEFAULT_CONCURRENCY, ErrorPolicy
 from ._core._outcome import Outcome
+from ._core._progress import ProgressOptions
 from ._core._rate import Rate
 from ._core._retry import Retry
 from ._core._stats import FanStats, LimitStats
@@ -29,6 +30,7 @@ __all__ = [
     "LimitStats",
     "Outcome",
     "Outcomes",
+    "ProgressOptions",
     "Rate",
     "Retry",
     "RetryBudget",
@@ -48,6 +50,7 @@ for _name in (
     "LimitStats",
     "Outcome",
     "Outcomes",
+    "ProgressOptions",
     "Rate",
     "Retry",
     "RetryBudget",

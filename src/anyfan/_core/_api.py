@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar, overload
 from ._engine import Outcomes
 from ._fan import Fan, Items, close_unstarted
 from ._options import DEFAULT_CONCURRENCY, ErrorPolicy, check_concurrency
-from ._progress import Observer
+from ._progress import Observer, Progress
 from ._retry import Retry
 
 T = TypeVar("T")
@@ -26,7 +26,7 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
-    progress: bool | str = ...,
+    progress: Progress = ...,
     on_outcome: Observer | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
@@ -42,7 +42,7 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
-    progress: bool | str = ...,
+    progress: Progress = ...,
     on_outcome: Observer | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
@@ -58,7 +58,7 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
-    progress: bool | str = ...,
+    progress: Progress = ...,
     on_outcome: Observer | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
@@ -74,7 +74,7 @@ async def map(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
-    progress: bool | str = ...,
+    progress: Progress = ...,
     on_outcome: Observer | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
@@ -89,7 +89,7 @@ async def map(
     deadline: float | None = None,
     limits: Iterable[Any] = (),
     retry: Retry | None = None,
-    progress: bool | str = False,
+    progress: Progress = False,
     on_outcome: Observer | None = None,
     errors: ErrorPolicy = "raise",
 ) -> list[Any]:
@@ -131,7 +131,7 @@ def stream(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
-    progress: bool | str = ...,
+    progress: Progress = ...,
     on_outcome: Observer | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
@@ -147,7 +147,7 @@ def stream(
     deadline: float | None = ...,
     limits: Iterable[Any] = ...,
     retry: Retry | None = ...,
-    progress: bool | str = ...,
+    progress: Progress = ...,
     on_outcome: Observer | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
@@ -162,7 +162,7 @@ def stream(
     deadline: float | None = None,
     limits: Iterable[Any] = (),
     retry: Retry | None = None,
-    progress: bool | str = False,
+    progress: Progress = False,
     on_outcome: Observer | None = None,
 ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
     """Yield an `Outcome` per item as calls finish (or in input order with ``ordered=True``).

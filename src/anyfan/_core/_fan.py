@@ -18,7 +18,7 @@ from ._options import (
     check_seconds,
 )
 from ._policy import Policy
-from ._progress import Observer, make_observer
+from ._progress import Observer, Progress, check_progress, make_observer
 from ._rate import Rate
 from ._retry import Retry
 from ._slots import Slots
@@ -170,7 +170,7 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
+        progress: Progress = ...,
         on_outcome: Observer | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
     ) -> list[R]: ...
@@ -186,7 +186,7 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
+        progress: Progress = ...,
         on_outcome: Observer | None = ...,
         errors: Literal["return"],
     ) -> list[R | Exception]: ...
@@ -202,7 +202,7 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
+        progress: Progress = ...,
         on_outcome: Observer | None = ...,
         errors: Literal["raise", "collect"] | None = ...,
     ) -> list[R]: ...
@@ -218,7 +218,7 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
+        progress: Progress = ...,
         on_outcome: Observer | None = ...,
         errors: Literal["return"],
     ) -> list[R | Exception]: ...
@@ -233,7 +233,7 @@ class Fan:
         deadline: float | None = None,
         limits: Iterable[Any] = (),
         retry: Retry | _Unset | None = UNSET,
-        progress: bool | str = False,
+        progress: Progress = False,
         on_outcome: Observer | None = None,
         errors: ErrorPolicy | None = None,
     ) -> list[Any]:
@@ -246,7 +246,8 @@ class Fan:
         `DeadlineExceeded`). ``errors`` picks the error policy; see
         [semantics](../explanation/semantics.md). ``limits`` adds rate limits
         to the Fan's for this call and ``retry`` replaces its retry policy.
-        ``progress=True`` (or a label) draws a tqdm bar; ``on_outcome`` is
+        ``progress=True`` (or a label, or `ProgressOptions`) shows progress: a tqdm bar on
+        a terminal, else a plain line at most every 10 s; ``on_outcome`` is
         called with each item's `Outcome` as it finishes.
         """
         options = self._run_options(concurrency, timeout, deadline, limits, retry)
@@ -298,7 +299,7 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
+        progress: Progress = ...,
         on_outcome: Observer | None = ...,
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
@@ -314,7 +315,7 @@ class Fan:
         deadline: float | None = ...,
         limits: Iterable[Any] = ...,
         retry: Retry | _Unset | None = ...,
-        progress: bool | str = ...,
+        progress: Progress = ...,
         on_outcome: Observer | None = ...,
     ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
@@ -329,7 +330,7 @@ class Fan:
         deadline: float | None = None,
         limits: Iterable[Any] = (),
         retry: Retry | _Unset | None = UNSET,
-        progress: bool | str = False,
+        progress: Progress = False,
         on_outcome: Observer | None = None,
     ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
         """Call ``fn`` on every item and yield an `Outcome` for each as it finishes.
@@ -342,8 +343,7 @@ class Fan:
         check_callable(fn)
         options = self._run_options(concurrency, timeout, deadline, limits, retry)
         make_observer(items, False, on_outcome)  # reject bad options now, not on entry
-        if not isinstance(progress, bool | str):
-            raise TypeError(f"progress must be a bool or a label, got {progress!r}")
+        check_progress(progress)
 
         def start() -> tuple[StreamRun[T, Any], Callable[[], None]]:
             # Built on entry, so a stream that is never entered leaves nothing open.
