@@ -375,3 +375,14 @@ def test_sync_documents_map_their_chunks_through_the_same_blocking_fan() -> None
 
         assert fan.map(document, range(4)) == [[d * 10 + c for c in range(3)] for d in range(4)]
         assert fan.in_flight == 0
+
+
+def test_a_misuse_under_retries_and_limits_stops_the_call_too() -> None:
+    with Fan(2, retry=anyfan.Retry(3, retry_on=RuntimeError), limits=[anyfan.Rate(10_000)]) as fan:
+
+        async def nested(x: int) -> list[int]:
+            return fan.map(double, [x])
+
+        with pytest.raises(RuntimeError, match="own event loop's thread"):
+            fan.map(nested, [1, 2], errors="return")  # type: ignore[call-overload]
+        assert fan.stats.retried == 0
