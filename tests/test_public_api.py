@@ -12,6 +12,7 @@ import anyfan
 def test_all_is_pinned() -> None:
     assert anyfan.__all__ == [
         "DEFAULT_CONCURRENCY",
+        "CostTooLarge",
         "DeadlineExceeded",
         "ErrorPolicy",
         "Executor",

@@ -8,7 +8,7 @@ from . import blocking
 from ._core._api import gather, map, stream
 from ._core._budget import RetryBudget
 from ._core._engine import Outcomes
-from ._core._errors import DeadlineExceeded, FanError
+from ._core._errors import CostTooLarge, DeadlineExceeded, FanError
 from ._core._fan import Fan
 from ._core._options import DEFAULT_CONCURRENCY, ErrorPolicy
 from ._core._outcome import Outcome
@@ -21,6 +21,7 @@ from .blocking import Executor
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "CostTooLarge",
     "DeadlineExceeded",
     "ErrorPolicy",
     "Executor",
@@ -43,6 +44,7 @@ __all__ = [
 
 # Present the public classes as anyfan's own in reprs, tracebacks and docs.
 for _name in (
+    "CostTooLarge",
     "DeadlineExceeded",
     "Fan",
     "FanError",

@@ -130,3 +130,32 @@ class Misuse(RuntimeError):
     for instance), it stops the whole fan-out and arrives as itself, so
     ``except RuntimeError`` catches it rather than a `FanError` around it.
     """
+
+
+class CostTooLarge(ValueError):
+    """A call costs more than its rate limit could ever admit in one period.
+
+    Such a call would never fit, and waiting for it would stall every call
+    behind it (a ``max_tokens`` of 10**12 under a tokens-per-minute limit).
+    It fails at once, before it starts, and is charged nothing; like any
+    failure of one item, the error policy decides what happens next.
+
+    Attributes:
+        cost: The call's estimated cost, in the rate's units.
+        limit: The rate limit, as written (``"100000/60s"``).
+        most: The most units one call may cost under it: the larger of the
+            limit and the burst.
+    """
+
+    def __init__(self, cost: float, limit: str, most: float) -> None:
+        super().__init__(
+            f"a call costing {cost:g} units can never start under the rate limit {limit}: "
+            f"it admits at most {most:g} units in one period; split the call or raise the limit"
+        )
+        self.cost = cost
+        self.limit = limit
+        self.most = most
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("cost", "limit", "most")}
+        return (type(self), (self.cost, self.limit, self.most), state)
