@@ -458,7 +458,7 @@ class Limits:
 
         For rates with an ``actual`` function, the estimate is replaced with
         what it returns for ``outcome``. A call that raised keeps its estimate
-        when ``actual`` raises too, and a cancelled one always does.
+        when ``actual`` raises too.
 
         Raises:
             ValueError: If the ticket was settled before.
@@ -468,8 +468,6 @@ class Limits:
             raise ValueError("this ticket was already settled")
         ticket.settled = True
         failed = isinstance(outcome, BaseException)
-        if failed and not isinstance(outcome, Exception):
-            return
         now = self._line.now()
         for rate, state, charge in zip(self._rates, self._states, ticket.charges, strict=True):
             try:
