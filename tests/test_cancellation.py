@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+import sniffio
 
 import anyfan
 from anyfan import Fan, FanError
@@ -270,3 +271,59 @@ async def test_simultaneous_fatal_errors_raise_the_first() -> None:
     with pytest.raises(KeyboardInterrupt) as info:
         await anyfan.map(call, range(3), concurrency=3)
     assert info.value.args[0] in {0, 1, 2}
+
+
+# -- a cancellation that reaches a call inside its own task group ---------------
+
+
+class InsideTaskGroups:
+    """Item 0 fails only once every other call waits inside a task group of its own.
+
+    Under trio the cancellation then leaves each of those calls wrapped in a
+    `BaseExceptionGroup` (as from httpcore's connect nursery). Without forcing
+    this order, the failure often came first and the grouped case went unseen
+    (the coverage gate had to drop below 100% for that branch).
+    """
+
+    def __init__(self, others: int) -> None:
+        self.others = others
+        self.inside = 0
+        self.all_inside = anyio.Event()
+
+    async def __call__(self, i: int) -> int:
+        if i == 0:
+            await self.all_inside.wait()
+            raise ValueError("first")
+        async with native_task_group() as tg:
+            tg.start_soon(anyio.sleep_forever)
+            self.inside += 1
+            if self.inside == self.others:
+                self.all_inside.set()
+            await anyio.sleep_forever()
+        raise AssertionError("cancelled before")  # pragma: no cover
+
+
+def native_task_group() -> Any:
+    """The backend's own task group, as a library like httpcore opens it.
+
+    anyio's own task group unwraps a lone cancellation; a trio nursery does not.
+    """
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.open_nursery()
+    return anyio.create_task_group()  # asyncio hands on a lone cancellation bare either way
+
+
+@pytest.mark.parametrize("retry", [None, anyfan.Retry(2, retry_on=TimeoutError)])
+async def test_fail_fast_cancels_calls_waiting_inside_their_own_task_groups(
+    retry: anyfan.Retry | None,
+) -> None:
+    fan = Fan(4, retry=retry)
+    with pytest.raises(FanError) as caught:
+        await fan.map(InsideTaskGroups(3), range(4))
+    # The grouped cancellations are the run's own: only the real failure is reported.
+    assert [type(e) for e in caught.value.exceptions] == [ValueError]
+    stats = fan.stats
+    assert (stats.started, stats.failed, stats.cancelled) == (4, 1, 3)
+    assert fan.in_flight == 0

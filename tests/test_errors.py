@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import pickle
 
-from anyfan import DeadlineExceeded, FanError
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anyfan import DeadlineExceeded, FanError, Outcome
 
 
 def make_error(results: list[object] | None = None) -> tuple[FanError, list[Exception]]:
@@ -111,3 +115,79 @@ def test_deadline_exceeded() -> None:
     assert error.completed == finished
     finished.clear()
     assert len(error.completed) == 2, "completed is a copy"
+
+
+# Picklable values for failed items and successes, so a round trip compares equal.
+_values = st.one_of(st.integers(), st.text(max_size=5), st.none())
+
+
+@given(st.lists(st.tuples(st.booleans(), _values), max_size=30), st.booleans())
+def test_fan_error_round_trips_through_pickle(
+    items: list[tuple[bool, object]], collect: bool
+) -> None:
+    # Multiprocessing and Dask ship exceptions between processes by pickling them.
+    results: list[object] = []
+    failures: list[tuple[int, Exception]] = []
+    for i, (failed, value) in enumerate(items):
+        if failed:
+            exc = ValueError(value)
+            failures.append((i, exc))
+            results.append(exc)
+        else:
+            results.append(value)
+    if not failures:
+        failures = [(len(results), KeyError("last"))]
+        results.append(failures[0][1])
+    error = FanError(
+        "calls failed",
+        [e for _, e in failures],
+        indices=[i for i, _ in failures],
+        results=results if collect else None,
+    )
+    error.add_note("a note")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is FanError
+    assert copy.message == error.message
+    assert copy.indices == error.indices
+    assert [(i, type(e), e.args) for i, e in copy.failures] == [
+        (i, type(e), e.args) for i, e in error.failures
+    ]
+    assert copy.successes() == error.successes()
+    assert copy.__notes__ == ["a note"]
+    # The copy still splits by type with its indices.
+    match, _ = copy.split(KeyError)
+    expected = tuple(i for i, e in failures if isinstance(e, KeyError))
+    assert (match.indices if match is not None else ()) == expected
+
+
+def test_deadline_exceeded_and_outcome_round_trip_through_pickle() -> None:
+    error = DeadlineExceeded(0.25, {0: "a", 2: 7})
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is DeadlineExceeded
+    assert (copy.deadline, copy.completed, str(copy)) == (0.25, {0: "a", 2: 7}, str(error))
+    outcome = Outcome(3, "item", error=ValueError("x"), attempts=2, elapsed=1.5)
+    back = pickle.loads(pickle.dumps(outcome))
+    assert (back.index, back.item, back.attempts, back.elapsed, back.ok) == (
+        3,
+        "item",
+        2,
+        1.5,
+        False,
+    )
+    assert type(back.error) is ValueError
+    assert back.error.args == ("x",)
+    assert pickle.loads(pickle.dumps(Outcome(0, 1, value=2))).unwrap() == 2
+
+
+def test_except_star_over_many_failures_keeps_every_index() -> None:
+    n = 3_000  # quadratic derive took seconds here; linear is instant
+    excs: list[Exception] = [ValueError(i) if i % 2 else KeyError(i) for i in range(n)]
+    error = FanError("m", excs, indices=range(n))
+    seen: list[int] = []
+    try:
+        raise error
+    except* ValueError as group:
+        seen += group.indices  # type: ignore[attr-defined]
+    except* KeyError as group:
+        seen += group.indices  # type: ignore[attr-defined]
+    assert sorted(seen) == list(range(n))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import types
 from typing import Any, ClassVar
@@ -10,15 +11,24 @@ import anyio
 import pytest
 
 import anyfan
-from anyfan._core._progress import make_observer, total_of
+from anyfan._core import _progress as progress_module
+from anyfan._core._progress import Lines, ProgressOptions, check_progress, make_observer, total_of
+
+
+class Terminal(io.StringIO):
+    """A text stream that says it is a terminal, as a user's console does."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 class FakeBar:
     instances: ClassVar[list[FakeBar]] = []
 
-    def __init__(self, *, total: int | None, desc: str, **_: Any) -> None:
+    def __init__(self, *, total: int | None, desc: str, **options: Any) -> None:
         self.total = total
         self.desc = desc
+        self.options = options
         self.count = 0
         self.postfix: dict[str, int] = {}
         self.closed = False
@@ -43,6 +53,8 @@ def fake_tqdm(monkeypatch: pytest.MonkeyPatch) -> type[FakeBar]:
     package.auto = auto  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tqdm", package)
     monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    # As if someone watched a terminal (pytest's captured stderr is not one).
+    monkeypatch.setattr(progress_module, "_draws_a_bar", lambda file: True)
     return FakeBar
 
 
@@ -87,7 +99,7 @@ def test_missing_tqdm_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     with pytest.raises(ImportError, match=r"anyfan\[progress\]"):
-        make_observer([], True, None)
+        make_observer([], {"file": Terminal()}, None)
 
 
 @pytest.mark.anyio
@@ -153,3 +165,106 @@ async def test_a_failing_hook_stops_the_run_and_propagates() -> None:
     with pytest.raises(RuntimeError, match="hook broke"):
         await anyfan.map(half_fail, range(1000), on_outcome=hook, concurrency=2)
     assert calls < 1000
+
+
+def outcome(index: int, *, ok: bool = True, attempts: int = 1) -> anyfan.Outcome[int, int]:
+    return anyfan.Outcome(index, index, error=None if ok else ValueError(index), attempts=attempts)
+
+
+def test_without_a_terminal_progress_is_a_plain_line_at_most_every_ten_seconds() -> None:
+    # Library progress=True used to redraw tqdm ~10 times a second into logs.
+    log = io.StringIO()
+    now = [0.0]
+    lines = Lines(300, {"file": log}, clock=lambda: now[0])
+    for i in range(300):
+        now[0] += 0.5  # 150 s of calls, two a second
+        lines(outcome(i, ok=i % 3 != 0, attempts=2 if i == 5 else 1))
+    written = log.getvalue().splitlines()
+    assert len(written) == 150 // 10
+    lines.close()
+    written = log.getvalue().splitlines()
+    assert written[0] == "anyfan: 20/300 calls (7%), 7 failed, 1 retried"
+    assert written[-1] == "anyfan: 300/300 calls (100%), 100 failed, 1 retried"
+    assert len(written) == 16
+
+
+def test_plain_lines_honour_a_label_and_mininterval_and_unknown_totals() -> None:
+    log = io.StringIO()
+    now = [0.0]
+    lines = Lines(None, {"file": log, "desc": "docs", "mininterval": 1}, clock=lambda: now[0])
+    for i in range(4):
+        now[0] += 1
+        lines(outcome(i))
+    assert log.getvalue().splitlines() == [
+        f"docs: {n} calls, 0 failed, 0 retried" for n in range(1, 5)
+    ]
+
+
+@pytest.mark.anyio
+async def test_map_to_a_log_file_writes_lines_not_a_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    results = await anyfan.map(half_fail, range(10), errors="return", progress=True)
+    assert len(results) == 10
+    # Captured stderr is not a terminal: one final line, no carriage-return redraws.
+    err = capsys.readouterr().err
+    assert err == "anyfan: 10/10 calls (100%), 5 failed, 0 retried\n"
+
+
+@pytest.mark.anyio
+async def test_tqdm_options_pass_through_progress(fake_tqdm: type[FakeBar]) -> None:
+    screen = Terminal()
+    options: ProgressOptions = {
+        "desc": "chunks", "file": screen, "leave": False, "position": 2, "mininterval": 0.5,
+    }  # fmt: skip
+    await anyfan.map(half_fail, range(4), errors="return", progress=options)
+    async with anyfan.stream(half_fail, range(2), progress=options) as outcomes:
+        assert len([o async for o in outcomes]) == 2
+    first, second = fake_tqdm.instances
+    assert first.desc == "chunks"
+    assert first.options["file"] is screen
+    assert (first.options["leave"], first.options["position"], first.options["mininterval"]) == (
+        False, 2, 0.5,
+    )  # fmt: skip
+    assert (first.count, second.count) == (4, 2)
+
+
+@pytest.mark.parametrize(
+    ("progress", "error", "match"),
+    [
+        ({"colour": "red"}, TypeError, "no option 'colour'"),
+        ({"leave": 1}, TypeError, "'leave'"),
+        ({"position": True}, TypeError, "'position'"),
+        ({"file": "out.log"}, TypeError, "writable text file"),
+        ({"mininterval": -1}, ValueError, "mininterval"),
+        ({"mininterval": float("nan")}, ValueError, "mininterval"),
+        (1.5, TypeError, "ProgressOptions"),
+    ],
+)
+def test_bad_progress_options_are_named_when_the_call_is_made(
+    progress: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        check_progress(progress)
+    with pytest.raises(error, match=match):
+        anyfan.Fan().stream(half_fail, [1], progress=progress)
+
+
+def test_progress_values() -> None:
+    assert check_progress(False) is None
+    assert check_progress(True) == {}
+    assert check_progress("job") == {"desc": "job"}
+    assert check_progress({"leave": True, "mininterval": 2}) == {"leave": True, "mininterval": 2}
+
+
+def test_a_bar_only_where_someone_watches(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = progress_module._draws_a_bar
+    assert draws(Terminal())
+    assert not draws(io.StringIO())
+    closed = io.StringIO()
+    closed.close()
+    assert not draws(closed)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert not draws(None)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert draws(None), "Jupyter's widget stands in for the terminal"
+    assert not draws(io.StringIO()), "unless the user picked a file"

@@ -9,6 +9,7 @@ compares the outcomes across backends where the policy makes them determined.
 from __future__ import annotations
 
 import functools
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -253,3 +254,44 @@ def test_an_empty_scenario(policy: str) -> None:
     for probe, result in on_every_backend(play_map, [], 3, policy).values():
         assert result == []
         assert probe.started == []
+
+
+# -- deadline with sync callables ---------------------------------------------
+
+#: Long enough that an idle call always finishes inside it, even on a loaded machine.
+SYNC_DEADLINE = 0.25
+
+
+def sync_job(slow: bool, index: int) -> int:
+    if slow:
+        # Each call starts after the deadline's clock started, so sleeping past
+        # the deadline's length always outlives it: no timing is hoped for.
+        time.sleep(SYNC_DEADLINE * 1.2)
+    return index
+
+
+async def play_sync_deadline(slows: list[bool]) -> Any:
+    calls = [functools.partial(sync_job, slow) for slow in slows]
+    try:
+        return await anyfan.map(
+            lambda i: calls[i](i),
+            range(len(slows)),
+            concurrency=max(1, len(slows)),
+            deadline=SYNC_DEADLINE,
+        )
+    except anyfan.DeadlineExceeded as exc:
+        return exc
+
+
+@settings(PROPERTY, max_examples=6)
+@given(slows=st.lists(st.booleans(), max_size=6))
+def test_a_deadline_bounds_sync_callables_on_every_backend(slows: list[bool]) -> None:
+    # trio used to wait for the threads and return every result, deadline or not.
+    for name, result in on_every_backend(play_sync_deadline, slows).items():
+        slow = {i for i, s in enumerate(slows) if s}
+        if not slow:
+            assert result == list(range(len(slows))), name
+            continue
+        assert isinstance(result, anyfan.DeadlineExceeded), name
+        assert not slow & set(result.completed), f"{name}: a result after the deadline was kept"
+        assert all(result.completed[i] == i for i in result.completed), name

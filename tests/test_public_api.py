@@ -12,6 +12,7 @@ import anyfan
 def test_all_is_pinned() -> None:
     assert anyfan.__all__ == [
         "DEFAULT_CONCURRENCY",
+        "CostTooLarge",
         "DeadlineExceeded",
         "ErrorPolicy",
         "Executor",
@@ -24,6 +25,7 @@ def test_all_is_pinned() -> None:
         "MapOptions",
         "Outcome",
         "Outcomes",
+        "ProgressOptions",
         "Rate",
         "Retry",
         "RetryBudget",

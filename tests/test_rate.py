@@ -372,7 +372,8 @@ async def test_actual_cost_refunds_let_the_next_call_go_sooner() -> None:
 @pytest.mark.anyio
 async def test_a_failed_call_keeps_its_estimate() -> None:
     async with virtual_time() as clock:
-        tokens = Rate(100, burst=100, cost=lambda item: 50, actual=lambda item, result: 10)
+        # An ``actual`` written for results only raises on the exception: estimate kept.
+        tokens = Rate(100, burst=100, cost=lambda item: 50, actual=lambda item, result: len(result))
         limits = Limits([tokens], **clock.kwargs)
         ticket = await limits.acquire("a")
         limits.settle(ticket, RuntimeError("failed"))

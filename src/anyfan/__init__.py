@@ -7,6 +7,7 @@ The names below are the public API; everything in underscored modules is not.
 from . import blocking
 from ._core import (
     DEFAULT_CONCURRENCY,
+    CostTooLarge,
     DeadlineExceeded,
     ErrorPolicy,
     Fan,
@@ -18,6 +19,7 @@ from ._core import (
     MapOptions,
     Outcome,
     Outcomes,
+    ProgressOptions,
     Rate,
     Retry,
     RetryBudget,
@@ -31,6 +33,7 @@ from .blocking import Executor
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "CostTooLarge",
     "DeadlineExceeded",
     "ErrorPolicy",
     "Executor",
@@ -43,6 +46,7 @@ __all__ = [
     "MapOptions",
     "Outcome",
     "Outcomes",
+    "ProgressOptions",
     "Rate",
     "Retry",
     "RetryBudget",

@@ -334,8 +334,12 @@ def test_blocking_fan_for_the_sync_client() -> None:
 def test_items_must_be_request_dicts() -> None:
     with pytest.raises(TypeError, match=r"keyword arguments as a dict.*got str"):
         ao.estimate_tokens("Tell me a joke")  # type: ignore[arg-type]
-    with ao.blocking_fan(tpm=1000) as fan, pytest.raises(TypeError, match="got str"):
+    # The estimate fails that item only (issue 10/5 item 6), with its index.
+    with ao.blocking_fan(tpm=1000) as fan, pytest.raises(anyfan.FanError) as caught:
         fan.map(len, ["a prompt"])
+    assert caught.value.indices == (0,)
+    assert isinstance(caught.value.exceptions[0], TypeError)
+    assert "got str" in str(caught.value.exceptions[0])
 
 
 def test_blocking_fan_checks_its_options() -> None:

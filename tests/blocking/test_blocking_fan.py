@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -251,10 +252,14 @@ def test_calling_a_fan_from_its_own_loop_raises_a_clear_error(fan: Fan) -> None:
     async def nested(x: int) -> list[int]:
         return fan.map(double, [x])
 
-    with pytest.raises(FanError) as info:
-        fan.map(nested, [1])
-    assert isinstance(info.value.exceptions[0], RuntimeError)
-    assert "own event loop's thread" in str(info.value.exceptions[0])
+    # As docs/how-to/jupyter.md promises: ``except RuntimeError`` catches it,
+    # whatever the error policy, because it is a mistake, not one item's failure.
+    for errors in ("raise", "collect", "return"):
+        with pytest.raises(RuntimeError, match="own event loop's thread") as info:
+            fan.map(nested, [1, 2], errors=errors)  # type: ignore[call-overload]
+        assert not isinstance(info.value, FanError)
+    assert fan.stats.failed == 0
+    assert fan.in_flight == 0
     # A sync function runs in a worker thread, where waiting is allowed.
     assert fan.map(lambda x: fan.map(double, [x]), [1]) == [[2]]
 
@@ -348,3 +353,36 @@ def test_same_results_as_awaiting_directly(facade_loop: Loop) -> None:
     by_facade = blocking.map(fail_odd, range(8), errors="return", concurrency=3, loop=facade_loop)
     by_await = facade_loop.call(direct)
     assert [repr(v) for v in by_facade] == [repr(v) for v in by_await]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_blocking_map_honours_the_deadline_for_sync_callables(backend: str) -> None:
+    def slow(i: int) -> int:
+        time.sleep(0.1)  # starts after the 0.05 s deadline began, so always outlives it
+        return i
+
+    with pytest.raises(anyfan.DeadlineExceeded) as caught:
+        anyfan.blocking.map(slow, range(2), deadline=0.05, backend=backend)  # type: ignore[call-overload]
+    assert caught.value.completed == {}
+
+
+def test_sync_documents_map_their_chunks_through_the_same_blocking_fan() -> None:
+    # Every slot held by a document that waits on its chunks used to hang for good.
+    with Fan(2) as fan:
+
+        def document(d: int) -> list[int]:
+            return fan.map(lambda c: d * 10 + c, range(3))
+
+        assert fan.map(document, range(4)) == [[d * 10 + c for c in range(3)] for d in range(4)]
+        assert fan.in_flight == 0
+
+
+def test_a_misuse_under_retries_and_limits_stops_the_call_too() -> None:
+    with Fan(2, retry=anyfan.Retry(3, retry_on=RuntimeError), limits=[anyfan.Rate(10_000)]) as fan:
+
+        async def nested(x: int) -> list[int]:
+            return fan.map(double, [x])
+
+        with pytest.raises(RuntimeError, match="own event loop's thread"):
+            fan.map(nested, [1, 2], errors="return")  # type: ignore[call-overload]
+        assert fan.stats.retried == 0

@@ -7,8 +7,8 @@ never from an underscored module, the way anyio re-exports its ``_core`` names.
 
 from ._api import gather, map, stream
 from ._budget import RetryBudget
-from ._engine import Outcomes, as_async, is_async_callable
-from ._errors import DeadlineExceeded, FanError
+from ._engine import Outcomes, as_async, check_callable, is_async_callable
+from ._errors import CostTooLarge, DeadlineExceeded, FanError, Misuse
 from ._fan import Fan, Items, close_unstarted
 from ._options import (
     DEFAULT_CONCURRENCY,
@@ -19,6 +19,7 @@ from ._options import (
     StreamOptions,
 )
 from ._outcome import Outcome
+from ._progress import Progress, ProgressOptions
 from ._rate import Rate
 from ._retry import Retry
 from ._stats import FanStats, LimitStats
@@ -32,6 +33,7 @@ from ._validate import (
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "CostTooLarge",
     "DeadlineExceeded",
     "ErrorPolicy",
     "Fan",
@@ -42,13 +44,17 @@ __all__ = [
     "Items",
     "LimitStats",
     "MapOptions",
+    "Misuse",
     "Outcome",
     "Outcomes",
+    "Progress",
+    "ProgressOptions",
     "Rate",
     "Retry",
     "RetryBudget",
     "StreamOptions",
     "as_async",
+    "check_callable",
     "check_function",
     "check_int",
     "check_number",

@@ -15,7 +15,7 @@ from ._options import (
     StreamOptions,
     check_concurrency,
 )
-from ._progress import Observer
+from ._progress import Observer, Progress
 from ._retry import Retry
 
 T = TypeVar("T")
@@ -71,7 +71,7 @@ async def map(
     deadline: float | None = None,
     limits: Iterable[Any] = (),
     retry: Retry | None = None,
-    progress: bool | str = False,
+    progress: Progress = False,
     on_outcome: Observer | None = None,
     errors: ErrorPolicy = "raise",
 ) -> list[Any]:
@@ -177,7 +177,7 @@ def stream(
     deadline: float | None = None,
     limits: Iterable[Any] = (),
     retry: Retry | None = None,
-    progress: bool | str = False,
+    progress: Progress = False,
     on_outcome: Observer | None = None,
 ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
     """Yield an `Outcome` per item as calls finish (or in input order with ``ordered=True``).

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
@@ -22,7 +24,7 @@ from anyio.abc import TaskGroup
 from ._aggregate import Collector
 from ._channel import Channel
 from ._clock import loop_clock
-from ._errors import DeadlineExceeded
+from ._errors import DeadlineExceeded, Misuse
 from ._options import CHECKPOINT_EVERY
 from ._ordering import Reorderer
 from ._outcome import Outcome
@@ -34,6 +36,42 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _DONE: Final[Any] = object()
+
+#: The slot pool whose slot the current task's calls run in, if it is a worker.
+#: A fan-out started from inside such a call, on the same Fan, borrows that
+#: slot instead of queueing for another one, which could never come free when
+#: every slot is held by a caller waiting on its own inner fan-out.
+_holding: ContextVar[Slots | None] = ContextVar("anyfan_holding", default=None)
+
+#: Which event loop each busy slot pool is serving, and how many runs use it:
+#: ``id(slots) -> [native loop token, runs, slots]``. A Fan's waiters are tied
+#: to one loop, so a second loop at the same time is refused, not left to hang.
+_serving: dict[int, list[Any]] = {}
+_serving_lock = threading.Lock()
+
+
+def _enter_loop(slots: Slots) -> None:
+    token = anyio.lowlevel.current_token().native_token
+    with _serving_lock:
+        entry = _serving.get(id(slots))
+        if entry is None:
+            _serving[id(slots)] = [token, 1, slots]  # holding ``slots`` pins its id
+        elif entry[0] is token:
+            entry[1] += 1
+        else:
+            raise Misuse(
+                "this Fan is already running on another event loop; an async Fan serves "
+                "one event loop at a time (successive loops are fine). To share limits "
+                "across threads, use one anyfan.blocking.Fan from all of them"
+            )
+
+
+def _leave_loop(slots: Slots) -> None:
+    with _serving_lock:
+        entry = _serving[id(slots)]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _serving[id(slots)]
 
 
 def is_async_callable(fn: object) -> bool:
@@ -49,6 +87,16 @@ def is_async_callable(fn: object) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
+def check_callable(fn: object) -> None:
+    """Reject a non-callable ``fn`` when the fan-out is set up, not once per item.
+
+    Raises:
+        TypeError: If ``fn`` is not callable.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r:.60}")
+
+
 def as_async(fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[Any]]:
     """Return ``fn`` itself if it is async, else a wrapper that runs it in a thread.
 
@@ -56,7 +104,11 @@ def as_async(fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[An
     never cap a run below its concurrency (anyio's default pool has 40). A
     sync callable that hands back an awaitable, such as a lambda returning a
     coroutine, has that awaitable awaited on the loop.
+
+    Raises:
+        TypeError: If ``fn`` is not callable.
     """
+    check_callable(fn)
     if is_async_callable(fn):
         return fn
     limiter: anyio.CapacityLimiter | None = None
@@ -112,6 +164,11 @@ class Run(Generic[T, R]):
         self._observer = observer
         if observer is not None:
             self._timed = True
+        self._pool = slots
+        if _holding.get() is slots:
+            # Nested in a call that holds one of these slots: run in that slot,
+            # one call at a time, so the Fan's limit holds and nothing waits on itself.
+            slots, width = Slots(1), 1
         self._slots = slots
         self._stats = Stats() if stats is None else stats
         self._guarded = policy
@@ -184,12 +241,23 @@ class Run(Generic[T, R]):
         failure: the input raising, KeyboardInterrupt, SystemExit) is re-raised
         as it is, and an expired ``deadline`` raises `DeadlineExceeded`.
         """
+        _enter_loop(self._pool)
+        try:
+            async with self._running(stop_on_exit=stop_on_exit):
+                yield
+        finally:
+            _leave_loop(self._pool)
+
+    @asynccontextmanager
+    async def _running(self, *, stop_on_exit: bool) -> AsyncIterator[None]:
         body_error: BaseException | None = None
         deadline = math.inf
         if self._deadline is not None:
             deadline = anyio.current_time() + self._deadline
         try:
             with anyio.CancelScope(deadline=deadline) as scope:
+                if self._deadline is not None:
+                    self._deadline_scope = scope
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     self._now = loop_clock()
@@ -220,7 +288,10 @@ class Run(Generic[T, R]):
                     await self._aiter.aclose()
         if self._fatal is not None:
             raise self._fatal
-        if scope.cancelled_caught and not self._failed_fast and self._deadline is not None:
+        # ``cancel_called``, not ``cancelled_caught``: a worker thread cannot be
+        # interrupted, so under trio the last calls may end, unobserved, after the
+        # deadline without any checkpoint raising the cancellation.
+        if scope.cancel_called and not self._failed_fast and self._deadline is not None:
             raise DeadlineExceeded(self._deadline, self._completed())
 
     def _completed(self) -> dict[int, Any]:  # pragma: no cover - abstract
@@ -255,6 +326,8 @@ class Run(Generic[T, R]):
         cancelled = anyio.get_cancelled_exc_class()
         call, slots, stats, timeout = self._call, self._slots, self._stats, self._timeout
         guarded, timed = self._guarded, self._timed
+        deadline_scope = self._deadline_scope
+        _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
         count = 0
         try:
             while not self._stopping:
@@ -287,6 +360,9 @@ class Run(Generic[T, R]):
                                 value = await call(item)
                             else:
                                 value = await self._call_timed(item)
+                        except Misuse:
+                            stats.cancelled += 1
+                            raise  # stops the run, below
                         except Exception as exc:
                             value, error = None, exc
                         except BaseException:
@@ -303,6 +379,10 @@ class Run(Generic[T, R]):
                     if is_cancellation(exc, cancelled):
                         raise
                     self._abort(exc)
+                    return
+                if deadline_scope is not None and deadline_scope.cancel_called:
+                    # A sync call that outlived the deadline in its thread: its
+                    # late result is dropped on every backend, as asyncio does.
                     return
                 try:
                     stop = await self._deliver(index, item, value, error, attempts, started)
@@ -335,6 +415,9 @@ class Run(Generic[T, R]):
             if self._timeout is None:
                 return await self._call(item), None
             return await self._call_timed(item), None
+        except Misuse:
+            stats.cancelled += 1
+            raise
         except Exception as exc:
             return None, exc
         except BaseException:
@@ -373,7 +456,13 @@ class Run(Generic[T, R]):
             await slots.acquire()
             try:
                 if limits is not None:
-                    ticket = await limits.acquire(item)  # also waits out the pause
+                    try:
+                        ticket = await limits.acquire(item)  # also waits out the pause
+                    except Exception as exc:
+                        # A broken ``cost`` function fails its item only, before
+                        # anything is charged or started; retrying cannot help.
+                        stats.failed += 1
+                        return None, exc, attempt, first if attempt else self._now()
                 elif pause is not None:  # pragma: no branch - a policy has limits or a retry
                     await pause.wait()
                 now = self._now()
@@ -405,6 +494,7 @@ class Run(Generic[T, R]):
             await anyio.sleep(decision.delay)
 
     _timed = False
+    _deadline_scope: anyio.CancelScope | None = None
 
 
 class MapRun(Run[T, R]):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 
-def _leaf_ids(exc: BaseException) -> set[int]:
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
-        ids: set[int] = set()
         for sub in exc.exceptions:
-            ids |= _leaf_ids(sub)
-        return ids
-    return {id(exc)}
+            yield from _leaves(sub)
+    else:
+        yield exc
+
+
+def _first_leaf(exc: BaseException) -> BaseException | None:
+    return next(_leaves(exc), None)
 
 
 class FanError(ExceptionGroup[Exception]):
@@ -68,15 +72,36 @@ class FanError(ExceptionGroup[Exception]):
     def derive(self, excs: Sequence[Exception]) -> FanError:  # type: ignore[override]
         # ``except*`` and ``split`` rebuild groups through here; keep each
         # exception's index, matching nested groups by the leaves they hold.
+        # The leaf -> index map is built once per group, so ``except*`` over
+        # n failures costs O(n), not O(n**2).
+        by_leaf = self._index_by_leaf()
         indices = []
-        pairs = list(zip(self.exceptions, self.indices, strict=True))
         for exc in excs:
-            leaves = _leaf_ids(exc)
-            for original, index in pairs:
-                if original is exc or leaves <= _leaf_ids(original):
-                    indices.append(index)
-                    break
+            leaf = _first_leaf(exc)
+            index = None if leaf is None else by_leaf.get(id(leaf))
+            if index is not None:
+                indices.append(index)
         return FanError(self.message, excs, indices=indices, results=self.results)
+
+    def _index_by_leaf(self) -> dict[int, int]:
+        cached: dict[int, int] | None = self.__dict__.get("_by_leaf")
+        if cached is None:
+            cached = {}
+            for original, index in zip(self.exceptions, self.indices, strict=True):
+                for leaf in _leaves(original):
+                    cached.setdefault(id(leaf), index)
+            self.__dict__["_by_leaf"] = cached
+        return cached
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds with ``(message, exceptions)`` only; carry the
+        # keyword-only fields, and drop the id-keyed cache, which a copy can't use.
+        state = {k: v for k, v in self.__dict__.items() if k not in _OWN_FIELDS}
+        rebuild = functools.partial(type(self), indices=self.indices, results=self.results)
+        return (rebuild, (self.message, list(self.exceptions)), state)
+
+
+_OWN_FIELDS = frozenset({"indices", "results", "_by_leaf"})
 
 
 class DeadlineExceeded(TimeoutError):
@@ -92,3 +117,45 @@ class DeadlineExceeded(TimeoutError):
         )
         self.deadline = deadline
         self.completed = dict(completed)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("deadline", "completed")}
+        return (type(self), (self.deadline, self.completed), state)
+
+
+class Misuse(RuntimeError):
+    """A mistake in how anyfan is called, not a failure of one call.
+
+    Raised inside a call (a blocking facade used from its own loop's thread,
+    for instance), it stops the whole fan-out and arrives as itself, so
+    ``except RuntimeError`` catches it rather than a `FanError` around it.
+    """
+
+
+class CostTooLarge(ValueError):
+    """A call costs more than its rate limit could ever admit in one period.
+
+    Such a call would never fit, and waiting for it would stall every call
+    behind it (a ``max_tokens`` of 10**12 under a tokens-per-minute limit).
+    It fails at once, before it starts, and is charged nothing; like any
+    failure of one item, the error policy decides what happens next.
+
+    Attributes:
+        cost: The call's estimated cost, in the rate's units.
+        limit: The rate limit, as written (``"100000/60s"``).
+        most: The most units one call may cost under it: the larger of the
+            limit and the burst.
+    """
+
+    def __init__(self, cost: float, limit: str, most: float) -> None:
+        super().__init__(
+            f"a call costing {cost:g} units can never start under the rate limit {limit}: "
+            f"it admits at most {most:g} units in one period; split the call or raise the limit"
+        )
+        self.cost = cost
+        self.limit = limit
+        self.most = most
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("cost", "limit", "most")}
+        return (type(self), (self.cost, self.limit, self.most), state)

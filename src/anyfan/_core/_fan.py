@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar, Unpack, overload
 
 from ._aggregate import Collector
-from ._engine import MapRun, Outcomes, StreamRun, as_async
+from ._engine import MapRun, Outcomes, StreamRun, as_async, check_callable
 from ._options import (
     DEFAULT_CONCURRENCY,
     ErrorPolicy,
@@ -20,7 +20,7 @@ from ._options import (
     check_seconds,
 )
 from ._policy import Policy
-from ._progress import make_observer
+from ._progress import check_progress, make_observer
 from ._rate import Rate
 from ._retry import Retry
 from ._slots import Slots
@@ -212,7 +212,8 @@ class Fan:
                 none) and ``retry`` replace the Fan's, which apply when left out;
                 ``deadline`` bounds the whole map in seconds (it raises
                 `DeadlineExceeded`); ``limits`` adds rate limits to the Fan's;
-                ``progress=True`` (or a label) draws a tqdm bar; ``on_outcome``
+                ``progress=True`` (a label, or `ProgressOptions`) shows progress: a
+                tqdm bar on a terminal, else a plain line at most every 10 s; ``on_outcome``
                 is called with each item's `Outcome` as it finishes.
 
         Raises:
@@ -314,12 +315,12 @@ class Fan:
             TypeError: For an unknown option.
         """
         check_keywords(options, StreamOptions, "stream")
+        check_callable(fn)
         run_options = self._run_options(options)
         progress = options.get("progress", False)
         on_outcome = options.get("on_outcome")
         make_observer(items, False, on_outcome)  # reject bad options now, not on entry
-        if not isinstance(progress, bool | str):
-            raise TypeError(f"progress must be a bool or a label, got {progress!r}")
+        check_progress(progress)
 
         def start() -> tuple[StreamRun[T, Any], Callable[[], None]]:
             # Built on entry, so a stream that is never entered leaves nothing open.

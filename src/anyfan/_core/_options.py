@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias, TypedDict
 
-from ._progress import Observer
+from ._progress import Observer, Progress
 from ._retry import Retry
 from ._validate import check_int, check_optional_number
 
@@ -51,7 +51,7 @@ class MapOptions(TypedDict, total=False):
     deadline: float | None
     limits: Iterable[Any]
     retry: Retry | None
-    progress: bool | str
+    progress: Progress
     on_outcome: Observer | None
 
 

@@ -13,6 +13,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, loop_token
+from ._errors import CostTooLarge
 from ._gate import Line, SleepUntil, Timebase
 from ._gcra import Gcra
 from ._stats import AdmissionMeter, LimitStats
@@ -52,9 +53,13 @@ class Rate:
             second's): enough to keep throughput at the limit, small enough to
             never trip a provider that enforces the limit per second.
         actual: ``actual(item, result) -> units`` the call really used, once it
-            has returned. If less than the estimate, the unused part of the
+            has ended. If less than the estimate, the unused part of the
             charge that has not yet elapsed is given back; if more, the extra
-            is charged at once.
+            is charged at once. For a call that raised, ``result`` is the
+            exception: return 0 when the provider refused the call without
+            doing the work (a 4xx other than 429), so it costs nothing. If
+            ``actual`` raises for an exception (as one written for results
+            only does), the estimate is kept and the call's own error stands.
 
     Raises:
         TypeError: If an argument has the wrong type.
@@ -377,9 +382,14 @@ class Limits:
 
         Raises:
             TypeError, ValueError: If a rate's ``cost`` function returns nonsense.
+            CostTooLarge: If the cost is more than a rate admits in one period
+                (then nothing is charged).
             RuntimeError: If an aiolimiter limit is used outside asyncio.
         """
         costs = [rate.cost_of(item) for rate in self._rates]
+        for rate, cost in zip(self._rates, costs, strict=True):
+            if cost > rate.limit and cost > rate.burst:  # could never fit: fail, charge nothing
+                raise CostTooLarge(cost, rate.name, max(rate.limit, rate.burst))
         ticket = Ticket(self, item, costs)
         for external in self._externals:
             _require_asyncio()
@@ -390,9 +400,9 @@ class Limits:
     def settle(self, ticket: Ticket, outcome: object) -> None:
         """Settle ``ticket`` once its call ended with ``outcome`` (its result or exception).
 
-        For rates with an ``actual`` function and a call that returned, the
-        estimate is replaced with the actual cost. A call that raised keeps
-        its estimate.
+        For rates with an ``actual`` function, the estimate is replaced with
+        what it returns for ``outcome``. A call that raised keeps its estimate
+        when ``actual`` raises too.
 
         Raises:
             ValueError: If the ticket was settled before.
@@ -401,11 +411,15 @@ class Limits:
         if ticket.settled:
             raise ValueError("this ticket was already settled")
         ticket.settled = True
-        if isinstance(outcome, BaseException):
-            return
+        failed = isinstance(outcome, BaseException)
         now = self._line.now()
         for rate, state, charge in zip(self._rates, self._states, ticket.charges, strict=True):
-            used = rate.actual_of(ticket.item, outcome)
+            try:
+                used = rate.actual_of(ticket.item, outcome)
+            except Exception:
+                if failed:  # an ``actual`` written for results only: keep the estimate
+                    continue
+                raise
             if used is not None and state.settle(charge, used, now) > 0:
                 rate._notify()
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
 
 import anyio
 
-from .._core import DEFAULT_CONCURRENCY, as_async, is_async_callable
+from .._core import DEFAULT_CONCURRENCY, as_async, check_callable, is_async_callable
 from .._core import Fan as AsyncFan
 from ._loop import Backend, Job, Loop, resolve_loop
 
@@ -200,6 +200,8 @@ class Executor(concurrent.futures.Executor):
 
     Args:
         concurrency: Most calls in flight at once.
+        max_workers: The `concurrent.futures` spelling of ``concurrency``;
+            give one or the other.
         backend: ``"asyncio"`` (the default) or ``"trio"``, for the executor's loop.
         backend_options: Passed to `anyio.run`, e.g. ``{"use_uvloop": True}``.
         loop: Run on this shared `Loop` instead of one of its own.
@@ -208,13 +210,20 @@ class Executor(concurrent.futures.Executor):
 
     def __init__(
         self,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
         *,
+        max_workers: int | None = None,
         backend: Backend | None = None,
         backend_options: Mapping[str, Any] | None = None,
         loop: Loop | None = None,
         **options: Any,
     ) -> None:
+        if concurrency is not None and max_workers is not None:
+            raise TypeError(
+                "give concurrency or max_workers (its concurrent.futures name), not both"
+            )
+        if concurrency is None:
+            concurrency = DEFAULT_CONCURRENCY if max_workers is None else max_workers
         fan = AsyncFan(concurrency, **options)
         target, owned = resolve_loop(backend, backend_options, loop, private=True)
         self._concurrency = fan.concurrency
@@ -240,6 +249,7 @@ class Executor(concurrent.futures.Executor):
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[Any]:
         """Schedule ``fn(*args, **kwargs)``, awaited if ``fn`` is async; return its future."""
+        check_callable(fn)
         return self._engine.submit(fn, args, kwargs)
 
     @overload
@@ -268,6 +278,7 @@ class Executor(concurrent.futures.Executor):
         chunksize: int = 1,
     ) -> Iterator[Any]:
         """Like `concurrent.futures.Executor.map`: results in input order, async ``fn`` awaited."""
+        check_callable(fn)
         return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -13,6 +13,7 @@ from .._core import (
     Items,
     MapOptions,
     StreamOptions,
+    check_callable,
     close_unstarted,
 )
 from .._core import Fan as AsyncFan
@@ -240,6 +241,7 @@ class Fan:
         cancels what is still outstanding.
         """
         self._check_open()
+        check_callable(fn)
         fan = self._fan
         return Outcomes(
             self._loop,

@@ -23,6 +23,8 @@ from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 import anyio
 
+from .._core import Misuse
+
 try:
     import sniffio
 except ImportError:  # pragma: no cover - anyio works without sniffio
@@ -275,7 +277,7 @@ class Loop:
     def check_caller(self) -> None:
         """Raise instead of deadlocking when the loop's own thread would wait on the loop."""
         if self.in_loop_thread():
-            raise RuntimeError(
+            raise Misuse(
                 "a blocking anyfan call was made from its own event loop's thread, where it "
                 "would wait forever; in async code, await anyfan.map/gather/stream instead"
             )
