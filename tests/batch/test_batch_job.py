@@ -321,7 +321,7 @@ def test_results_answering_a_line_twice_are_refused(files: tuple[Path, Path]) ->
     with BatchJob.open(src, out, OPTIONS) as job:
         answer(job, next(job.pending()))
     out.write_bytes(out.read_bytes() * 2)
-    with pytest.raises(JournalError, match="answers input line 1 twice"):
+    with pytest.raises(JournalError, match="answers input line 1 again after a success"):
         BatchJob.open(src, out, OPTIONS)
     BatchJob.open(src, out, OPTIONS, restart=True).close()  # the lock was released
 

@@ -14,10 +14,10 @@ Typical use by a sender::
         print(job.summary().format())
 """
 
-from ._errors import BatchError, JobLocked, JobMismatch, JournalError
+from ._errors import BatchError, JobLocked, JobMismatch, JobStopped, JournalError
 from ._fingerprint import InputFingerprint, fingerprint_file
 from ._job import BatchJob
-from ._journal import FsyncPolicy
+from ._journal import FsyncPolicy, read_results
 from ._lines import count_lines
 from ._parse import DEFAULT_URL, DEFAULT_URLS, BatchRequest, LineProblem, parse_line
 from ._progress import LineProgress, Progress, ProgressMode, TextBar, TqdmBar, make_progress
@@ -36,6 +36,7 @@ __all__ = [
     "InputFingerprint",
     "JobLocked",
     "JobMismatch",
+    "JobStopped",
     "JournalError",
     "LatencyHistogram",
     "LineProblem",
@@ -48,5 +49,6 @@ __all__ = [
     "fingerprint_file",
     "make_progress",
     "parse_line",
+    "read_results",
     "state_path",
 ]

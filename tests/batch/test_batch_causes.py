@@ -1,0 +1,91 @@
+"""Failures by cause, the jobs' stoppers, and the rate's fencepost."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anyfan.batch import Counters
+from anyfan.batch._causes import body_value, error_cause, job_stopper, response_cause
+
+
+def quota(code: str, message: str = "m") -> bytes:
+    return json.dumps({"error": {"message": message, "type": "t", "code": code}}).encode()
+
+
+def test_causes_tell_billing_from_rate_limits() -> None:
+    assert response_cause(429, quota("insufficient_quota", "pay")) == (
+        "HTTP 429 insufficient_quota",
+        "pay",
+    )
+    assert response_cause(429, quota("rate_limit_exceeded"))[0] == "HTTP 429 rate_limit_exceeded"
+    html = b"<html>bad\n gateway</html>"
+    assert response_cause(502, html) == ("HTTP 502", "<html>bad gateway</html>")
+    assert response_cause(500, {"error": {"type": "server_error"}}) == ("HTTP 500 server_error", "")
+    assert response_cause(500, [1]) == ("HTTP 500", "")
+    assert error_cause({"code": "timeout", "message": "TimeoutError: 5 s"}) == (
+        "timeout",
+        "TimeoutError: 5 s",
+    )
+    assert error_cause({"type": "ValueError"}) == ("ValueError", "")
+    assert error_cause("x") == ("error", "x")
+    assert len(response_cause(400, {"error": {"message": "y" * 1000}})[1]) == 300
+    assert body_value(b"\xff") == "\ufffd"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "stops"),
+    [
+        (401, quota("invalid_api_key", "Incorrect API key"), "refused the API key"),
+        (403, b"", "denied access"),
+        (429, quota("insufficient_quota"), "no quota left"),
+        (429, quota("billing_hard_limit_reached"), "no quota left"),
+        (429, quota("rate_limit_exceeded"), None),
+        (400, quota("invalid_request_error"), None),
+        (500, b"", None),
+    ],
+)
+def test_which_failures_stop_the_job(status: int, body: bytes, stops: str | None) -> None:
+    reason = job_stopper(status, body)
+    if stops is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert stops in reason
+        assert f"HTTP {status}" in reason
+
+
+def test_the_summary_breaks_failures_down_by_cause_with_the_first_message() -> None:
+    c = Counters(failed=4)
+    c.note_cause("HTTP 429 insufficient_quota", "You exceeded your current quota")
+    c.note_cause("timeout", "TimeoutError: slow")
+    c.note_cause("HTTP 429 insufficient_quota", "a later message")
+    c.note_cause("connection_error", "")
+    c.stopped = "the account has no quota left"
+    s = c.summary()
+    assert s.causes == (
+        ("HTTP 429 insufficient_quota", 2, "You exceeded your current quota"),
+        ("timeout", 1, "TimeoutError: slow"),
+        ("connection_error", 1, ""),
+    )
+    lines = s.format().splitlines()
+    assert "             2  HTTP 429 insufficient_quota: You exceeded your current quota" in lines
+    assert "             1  connection_error" in lines
+    assert lines[-1] == "  stopped: the account has no quota left"
+    assert s.exit_code == 3
+
+
+def test_a_paced_run_reports_its_pace_not_more() -> None:
+    # Six requests paced 1 s apart (60 RPM), each answered 50 ms after it was sent: the
+    # old count of 6 requests over 5.05 s said 71 RPM, 119% of the limit.
+    c = Counters()
+    c.first_at = 0.0
+    for n in range(6):
+        c.ok += 1
+        c.tokens += 100
+        c.note_request(n + 0.05, 0.05)
+    s = c.summary()
+    assert s.requests_per_minute == pytest.approx(60.0)
+    assert s.tokens_per_minute == pytest.approx(6000.0)
+    assert "(limit 60: 100.0%)" in s.format(rpm_limit=60)
