@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
+from test_batch_job import answer, batch, write_input
 
-from anyfan.batch import Counters
+from anyfan.batch import BatchJob, Counters, JobStopped, read_results
 from anyfan.batch._causes import body_value, error_cause, job_stopper, response_cause
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def quota(code: str, message: str = "m") -> bytes:
@@ -89,3 +94,20 @@ def test_a_paced_run_reports_its_pace_not_more() -> None:
     assert s.requests_per_minute == pytest.approx(60.0)
     assert s.tokens_per_minute == pytest.approx(6000.0)
     assert "(limit 60: 100.0%)" in s.format(rpm_limit=60)
+
+
+def test_a_failure_of_the_whole_job_stops_it_and_is_not_recorded(tmp_path: Path) -> None:
+    src = write_input(tmp_path / "in.jsonl", [batch("a", n=1), batch("b", n=2), batch("c", n=3)])
+    out = tmp_path / "out.jsonl"
+    with BatchJob.open(src, out, secrets=["sk-secret-1234"]) as job:
+        a, b, _ = job.pending()
+        answer(job, a)
+        with pytest.raises(JobStopped, match=r"line 2: the account has no quota left") as caught:
+            job.record(b, 429, None, raw=quota("insufficient_quota", "sk-secret-1234 has none"))
+        assert "sk-secret-1234" not in caught.value.reason
+        summary = job.summary()
+    assert summary.exit_code == 3
+    assert summary.stopped == caught.value.reason
+    assert [r["line"] for r in read_results(out)] == [1]
+    with BatchJob.open(src, out) as job:  # the rerun sends what still needs it
+        assert [r.custom_id for r in job.pending()] == ["b", "c"]

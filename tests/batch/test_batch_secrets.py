@@ -62,7 +62,7 @@ def test_a_secret_echoed_by_the_server_is_scrubbed_from_the_results(tmp_path: Pa
     with BatchJob.open(src, out, {"base_url": URL}, secrets=[KEY]) as job:
         a, b, c = job.pending()
         raw = json.dumps({"error": {"message": f"bad key Bearer {KEY}", "code": "x"}}).encode()
-        job.record(a, 401, None, raw=raw)
+        job.record(a, 400, None, raw=raw)
         job.record(b, 400, {"error": {"message": f"Basic {basic} / {PASSWORD}"}})
         job.record_error(c, {"code": "client_error", "message": f"{KEY}\n{PASSWORD}"})
         assert KEY not in job.scrub(f"key {KEY}")

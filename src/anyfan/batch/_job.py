@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._bitmap import Bitmap
-from ._causes import error_cause, response_cause
-from ._errors import JobMismatch, JournalError
+from ._causes import error_cause, job_stopper, response_cause
+from ._errors import JobMismatch, JobStopped, JournalError
 from ._fingerprint import (
     InputFingerprint,
     RedactedOptions,
@@ -321,7 +321,12 @@ class BatchJob:
     ) -> None:
         """Record the HTTP response that finally answered ``request``.
 
-        A 2xx status counts as success, anything else as a failure.
+        A 2xx status counts as success, anything else as a failure, except a
+        failure of the whole job: a 401, a 403 or a billing 429
+        (``insufficient_quota``) is not recorded, since every other line
+        would fail the same way. It stops the job instead: `JobStopped` is
+        raised, and the line stays pending for the rerun once the cause is
+        fixed.
 
         Args:
             request: A request from `pending`.
@@ -335,9 +340,15 @@ class BatchJob:
                 are written verbatim, the cheapest way to record a response.
 
         Raises:
+            JobStopped: The response is a failure of the whole job (not recorded).
             RuntimeError: ``request`` was recorded already.
             OSError: Writing failed (a full disk, say); the file stays whole.
         """
+        if not 200 <= status_code < 300:
+            reason = job_stopper(status_code, body if raw is None else raw)
+            if reason is not None:
+                self.stop(f"line {request.line}: {reason}")
+                raise JobStopped(self.counters.stopped or reason)
         data, value = encode_response(
             request.line, request.custom_id, status_code, body, attempts, latency, raw
         )

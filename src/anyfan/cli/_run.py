@@ -6,7 +6,9 @@ options, checks them before anything is sent, and reports.
 
 Exit codes: 0 when every line was answered with a 2xx response, 1 when any
 line ended as an error, 2 for a problem with the options or the files (nothing
-is sent), 130 when interrupted (rerun the same command to resume).
+is sent), 3 when the job was stopped by a failure of the whole job (a refused
+key, 401 or 403, or no quota left: fix it and rerun), 130 when interrupted
+(rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from ..batch import DEFAULT_URL, DEFAULT_URLS, BatchError, BatchJob, count_lines, make_progress
+from ..batch import (
+    DEFAULT_URL,
+    DEFAULT_URLS,
+    BatchError,
+    BatchJob,
+    JobStopped,
+    count_lines,
+    make_progress,
+)
+from ..batch._fingerprint import redact_url
 from ..openai._fan import DEFAULT_ATTEMPTS
 from ..transport import CLIENTS, choose_client
 from ._sender import SendSettings, scrub, send_until_signalled
@@ -142,6 +153,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the existing results even though the input or options changed",
     )
     parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the requests whose result is an error; their new results supersede "
+        "the errors",
+    )
+    parser.add_argument(
         "--progress",
         choices=tuple(_PROGRESS),
         default="auto",
@@ -157,9 +174,13 @@ def check_base_url(url: str) -> str:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--base-url must be an http:// or https:// URL with a host, got {url!r}")
+        raise ValueError(
+            f"--base-url must be an http:// or https:// URL with a host, got {redact_url(url)[0]!r}"
+        )
     if parts.query or parts.fragment:
-        raise ValueError(f"--base-url cannot have a query or a fragment, got {url!r}")
+        raise ValueError(
+            f"--base-url cannot have a query or a fragment, got {redact_url(url)[0]!r}"
+        )
     return url.rstrip("/")
 
 
@@ -283,6 +304,8 @@ def main(args: argparse.Namespace) -> int:
             force=args.force,
             default_url=args.endpoint,
             on_problem=problems,
+            secrets=[key] if key else [],
+            retry_failed=args.retry_failed,
         )
     except BatchError as exc:
         return _fail(scrub(str(exc), key))
@@ -315,6 +338,8 @@ def main(args: argparse.Namespace) -> int:
             flush=True,
         )
         interrupted = bool(run_on(args.backend, send_until_signalled, job, settings))
+    except JobStopped:
+        pass  # the summary says why, and the exit code is EXIT_STOPPED
     except KeyboardInterrupt:
         interrupted = True
     except OSError as exc:  # writing the results failed (a full disk, say); they stay whole
@@ -325,7 +350,13 @@ def main(args: argparse.Namespace) -> int:
     problems.finish()
     summary = job.summary()
     print(summary.format(rpm_limit=args.rpm, tpm_limit=args.tpm), flush=True)
-    if interrupted:
+    if summary.stopped is not None:
+        print(
+            f"anyfan run: stopped: {summary.stopped}. Every finished result is in "
+            f"{args.output}; fix the cause and rerun the same command to send the rest",
+            file=sys.stderr,
+        )
+    elif interrupted:
         print(
             "anyfan run: interrupted; every finished result is in "
             f"{args.output}: rerun the same command to resume",
