@@ -9,7 +9,13 @@ import pytest
 from test_batch_job import answer, batch, write_input
 
 from anyfan.batch import BatchJob, Counters, JobStopped, read_results
-from anyfan.batch._causes import body_value, error_cause, job_stopper, response_cause
+from anyfan.batch._causes import (
+    body_value,
+    error_cause,
+    error_text,
+    job_stopper,
+    response_cause,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -111,3 +117,33 @@ def test_a_failure_of_the_whole_job_stops_it_and_is_not_recorded(tmp_path: Path)
     assert [r["line"] for r in read_results(out)] == [1]
     with BatchJob.open(src, out) as job:  # the rerun sends what still needs it
         assert [r.custom_id for r in job.pending()] == ["b", "c"]
+
+
+def test_one_request_has_no_rate() -> None:
+    c = Counters(ok=1)
+    c.first_at = 0.0
+    c.note_request(0.01, 0.01)
+    assert c.summary().requests_per_minute is None
+    assert "RPM" not in c.summary().format(rpm_limit=60)
+
+
+def test_an_error_names_its_root_cause_when_its_message_drops_it() -> None:
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
+        except OSError as exc:
+            raise OSError("All connection attempts failed") from exc
+    except OSError as exc:
+        text = error_text(exc)
+    assert text == (
+        "OSError: All connection attempts failed (ConnectionRefusedError: "
+        "[Errno 111] Connect call failed ('127.0.0.1', 9))"
+    )
+    same = ValueError("boom")
+    same.__context__ = OSError("boom")
+    assert error_text(same) == "ValueError: boom"  # the cause adds nothing
+    assert error_text(TimeoutError()) == "TimeoutError: TimeoutError"
+    loop = RuntimeError("a")
+    loop.__context__ = RuntimeError("b")
+    loop.__context__.__context__ = loop
+    assert error_text(loop) == "RuntimeError: a (RuntimeError: b)"

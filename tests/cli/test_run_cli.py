@@ -465,7 +465,7 @@ def test_a_full_disk_stops_the_job_with_the_results_whole(
 
 
 def test_nothing_in_the_output_names_the_key(sim: Simulator, tmp_path: Path, run_cli: Any) -> None:
-    sim.set_faults(server_error=0.2, reset=0.2, insufficient_quota=0.1)
+    sim.set_faults(server_error=0.2, reset=0.2, unavailable=0.1)  # quota would stop the job
     src = write_requests(
         tmp_path / "in.jsonl",
         [*(json.dumps(chat(n)) for n in range(20)), "{bad", batch_line("line-1", chat(1))],

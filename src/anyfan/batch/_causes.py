@@ -101,3 +101,25 @@ def job_stopper(status_code: int, body: Any) -> str | None:
     if code in BILLING_CODES:
         return f"the account has no quota left: HTTP 429{detail}"
     return None
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: message`` for an error, with the root cause added when it says more.
+
+    HTTP clients wrap the reason a host is unreachable (refused, no such
+    name, no route) in errors of their own, some of which drop it from their
+    message ("All connection attempts failed"); the innermost cause names it.
+    """
+    text = f"{type(error).__name__}: {str(error) or type(error).__name__}"
+    root, seen = error, {id(error)}
+    while True:
+        inner = root.__cause__ or root.__context__
+        if inner is None or id(inner) in seen:
+            break
+        seen.add(id(inner))
+        root = inner
+    if root is not error:
+        reason = str(root) or type(root).__name__
+        if reason not in text:
+            text += f" ({type(root).__name__}: {reason})"
+    return text

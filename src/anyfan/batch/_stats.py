@@ -172,12 +172,14 @@ class Counters:
         span = 0.0
         if self.first_start is not None and self.last_start is not None:
             span = self.last_start - self.first_start
-        if sent >= 2 and span > 0:
-            # Fencepost: n requests sent at a steady rate are n - 1 intervals apart, and the
-            # last one's latency is no part of the pace the server sees.
-            requests_per_minute = 60 * (sent - 1) / span
-            tokens_per_minute = 60 * self.tokens * (sent - 1) / sent / span
-        elif elapsed > 0:
+        if self.first_start is not None:
+            if sent >= 2 and span > 0:
+                # Fencepost: n requests sent at a steady rate are n - 1 intervals apart, and
+                # the last one's latency is no part of the pace the server sees. One request
+                # (or all at one instant) has no rate.
+                requests_per_minute = 60 * (sent - 1) / span
+                tokens_per_minute = 60 * self.tokens * (sent - 1) / sent / span
+        elif elapsed > 0:  # only the totals are known (counters filled in by hand)
             requests_per_minute = 60 * sent / elapsed
             tokens_per_minute = 60 * self.tokens / elapsed
         return BatchSummary(

@@ -21,6 +21,7 @@ import anyio.abc
 from .._core._fan import Fan
 from .._core._rate import Rate
 from ..batch import DEFAULT_URLS
+from ..batch._causes import error_text
 from ..openai import RateLimitHeaders, estimate_tokens, openai_retry
 from ..openai._cost import DEFAULT_MAX_TOKENS, max_output_tokens
 from ..transport import HttpResponse, HttpStatusError, open_transport
@@ -180,8 +181,7 @@ def error_object(error: BaseException, secret: str | None) -> dict[str, str]:
         code = "connection_error"
     else:
         code = "client_error"
-    text = str(error) or type(error).__name__
-    return {"code": code, "message": scrub(f"{type(error).__name__}: {text}", secret)}
+    return {"code": code, "message": scrub(error_text(error), secret)}
 
 
 def record_outcome(
