@@ -110,3 +110,22 @@ def test_a_scrubber_without_secrets_passes_lines_through() -> None:
     assert scrub.line(data) is data
     assert Scrubber(["zz"]).line(b"not json zz\n") == b"not json [redacted]\n"
     assert Scrubber(["zz"]).line(b'[1, "zz"]\n') == b'[1, "[redacted]"]\n'
+
+
+def test_the_hash_key_is_kept_across_runs_and_replaced_when_unusable(tmp_path: Path) -> None:
+    from anyfan.batch._state import read_state, state_key, write_state
+
+    path = tmp_path / "s.json"
+    assert len(state_key(path)) == 32  # none yet: a fresh one
+    assert state_key(path) != state_key(path)
+    write_state(path, {}, {}, key=b"k" * 32)
+    assert state_key(path) == b"k" * 32
+    for bad in ("zz", "ab"):  # not hex; the wrong length
+        state = read_state(path)
+        assert state is not None
+        path.write_text(json.dumps({**state, "key": bad}))
+        assert state_key(path) not in (b"k" * 32, b"")
+    path.write_text("not a state file")
+    assert len(state_key(path)) == 32
+    write_state(path, {}, {})  # no key, no secrets: neither is stored
+    assert "key" not in path.read_text()

@@ -191,8 +191,8 @@ def redact_options(options: Mapping[str, Any], key: bytes) -> RedactedOptions:
     return RedactedOptions(clean, hashes, tuple(dict.fromkeys(secrets)))
 
 
-def diff_secrets(old: Mapping[str, Any], key: bytes, new: RedactedOptions) -> list[str]:
-    """Which options' passwords changed, judged by keyed hashes made with the stored ``key``."""
+def diff_secrets(old: Mapping[str, Any], new: RedactedOptions) -> list[str]:
+    """Which options' passwords changed, judged by their keyed hashes (made with one key)."""
     return [
         f"option {name}: the password in it changed (compared by a keyed hash)"
         for name in sorted(old.keys() | new.hashes.keys())

@@ -242,15 +242,9 @@ class BatchJob:
             )
         differences = diff_input(state["input"], current)
         differences += diff_options(state["options"], wanted)
-        old_hashes, old_key = state.get("secrets"), state.get("key")
-        if isinstance(old_hashes, dict) or redacted.hashes:
-            try:
-                key = bytes.fromhex(old_key) if isinstance(old_key, str) else b""
-            except ValueError:
-                key = b""
-            differences += diff_secrets(
-                old_hashes if isinstance(old_hashes, dict) else {}, key, redacted
-            )
+        # redacted.hashes were made with the key stored in this same state file.
+        old_hashes = state.get("secrets")
+        differences += diff_secrets(old_hashes if isinstance(old_hashes, dict) else {}, redacted)
         if differences and not force:
             listed = "".join(f"\n  - {d}" for d in differences)
             raise JobMismatch(
