@@ -129,3 +129,18 @@ def test_the_hash_key_is_kept_across_runs_and_replaced_when_unusable(tmp_path: P
     assert len(state_key(path)) == 32
     write_state(path, {}, {})  # no key, no secrets: neither is stored
     assert "key" not in path.read_text()
+
+
+def test_a_password_in_an_older_state_file_is_never_printed(tmp_path: Path) -> None:
+    src, out = write_input(tmp_path / "in.jsonl", [batch("a", n=1)]), tmp_path / "out.jsonl"
+    with BatchJob.open(src, out, {"base_url": URL}) as job:
+        job.record(next(job.pending()), 500, {"error": {"message": "x"}})
+    path = state_path(out)
+    state = json.loads(path.read_text())
+    state["options"]["base_url"] = URL  # as an earlier version stored it
+    del state["secrets"]
+    path.write_text(json.dumps(state))
+    with pytest.raises(JobMismatch) as caught:
+        BatchJob.open(src, out, {"base_url": URL})
+    assert "pa%24%24" not in str(caught.value)
+    assert "option base_url was " in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 PASSWORD = "hunter2-pw-5e9a"
+HAS_TRIO_AND_HTTPX = importlib.util.find_spec("trio") is not None and any(
+    importlib.util.find_spec(m) for m in ("httpx2", "httpx")
+)
+BACKENDS = ["asyncio", *(["trio"] if HAS_TRIO_AND_HTTPX else [])]
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -108,15 +113,16 @@ def test_an_echoed_key_and_password_never_reach_the_files_or_the_output(
     assert PASSWORD not in ran.err
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("model", "why"), [("quota", "no quota left"), ("deny", "refused the API key")]
 )
 def test_a_billing_or_auth_failure_stops_the_job_and_a_rerun_sends_the_rest(
-    echo: str, tmp_path: Path, run_cli: Any, model: str, why: str
+    echo: str, tmp_path: Path, run_cli: Any, model: str, why: str, backend: str
 ) -> None:
     src = write_requests(tmp_path / "in.jsonl", lines("ok", "ok", model, "ok", "ok", "ok"))
     out = tmp_path / "out.jsonl"
-    ran = run_cli(src, "-o", out, "--base-url", echo, "--concurrency", 1)
+    ran = run_cli(src, "-o", out, "--base-url", echo, "--concurrency", 1, "--backend", backend)
     assert ran.code == 3
     assert "stopped: line 3: " in ran.err
     assert why in ran.err

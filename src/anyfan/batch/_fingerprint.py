@@ -112,14 +112,21 @@ def canonical_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return canonical
 
 
+def _shown(value: Any) -> str:
+    # A state file written before passwords were redacted may still hold one: never print it.
+    if isinstance(value, str):
+        value = redact_url(value)[0]
+    return json.dumps(value, sort_keys=True)
+
+
 def diff_options(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """How the options differ from the ones the results were started with (empty: same)."""
     changes = []
     for key in sorted(old.keys() | new.keys()):
         if key not in new:
-            changes.append(f"option {key} was {json.dumps(old[key])}, now unset")
+            changes.append(f"option {key} was {_shown(old[key])}, now unset")
         elif key not in old:
-            changes.append(f"option {key} was unset, now {json.dumps(new[key])}")
+            changes.append(f"option {key} was unset, now {_shown(new[key])}")
         else:
             # Compare encodings: in Python, True == 1 == 1.0, but as options they differ.
             before, after = (
@@ -127,7 +134,7 @@ def diff_options(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
                 json.dumps(new[key], sort_keys=True),
             )
             if before != after:
-                changes.append(f"option {key} was {before}, now {after}")
+                changes.append(f"option {key} was {_shown(old[key])}, now {_shown(new[key])}")
     return changes
 
 
