@@ -147,3 +147,17 @@ def test_an_error_names_its_root_cause_when_its_message_drops_it() -> None:
     loop.__context__ = RuntimeError("b")
     loop.__context__.__context__ = loop
     assert error_text(loop) == "RuntimeError: a (RuntimeError: b)"
+
+
+def test_the_rate_leaves_the_limiters_burst_out_of_the_pace() -> None:
+    # A limiter with a burst of 2 starts two requests at once, then one a second: six
+    # requests span 4 s. Counting 5 intervals in them said 75 RPM, 125% of a 60 RPM limit.
+    c = Counters(burst=2.0)
+    for start in (0.0, 0.0, 1.0, 2.0, 3.0, 4.0):
+        c.ok += 1
+        c.note_request(start + 0.05, 0.05)
+    assert c.summary().requests_per_minute == pytest.approx(60.0)
+    c = Counters(ok=2, burst=2.0)
+    c.note_request(0.1, 0.1)
+    c.note_request(0.1, 0.1)
+    assert c.summary().requests_per_minute is None

@@ -105,6 +105,8 @@ class Counters:
         causes: This run's failures by cause (see `anyfan.batch._causes`), in
             the order first seen.
         stopped: Why the job was stopped before its end, if it was.
+        burst: Requests the rate limit lets start at once (the sender sets it),
+            for measuring the pace: they are not intervals of it.
     """
 
     already_ok: int = 0
@@ -124,6 +126,7 @@ class Counters:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     causes: dict[str, Cause] = field(default_factory=dict)
     stopped: str | None = None
+    burst: float = 1.0
 
     def note_cause(self, cause: str, message: str) -> None:
         """Count one failure of this run under ``cause``, keeping the first message."""
@@ -173,12 +176,13 @@ class Counters:
         if self.first_start is not None and self.last_start is not None:
             span = self.last_start - self.first_start
         if self.first_start is not None:
-            if sent >= 2 and span > 0:
-                # Fencepost: n requests sent at a steady rate are n - 1 intervals apart, and
-                # the last one's latency is no part of the pace the server sees. One request
-                # (or all at one instant) has no rate.
-                requests_per_minute = 60 * (sent - 1) / span
-                tokens_per_minute = 60 * self.tokens * (sent - 1) / sent / span
+            # Fencepost: n requests paced at a steady rate, the first `burst` of them at
+            # once, are n - burst intervals apart, and the last one's latency is no part of
+            # the pace the server sees. One request (or all at one instant) has no rate.
+            intervals = sent - max(self.burst, 1.0)
+            if intervals > 0 and span > 0:
+                requests_per_minute = 60 * intervals / span
+                tokens_per_minute = 60 * self.tokens * intervals / sent / span
         elif elapsed > 0:  # only the totals are known (counters filled in by hand)
             requests_per_minute = 60 * sent / elapsed
             tokens_per_minute = 60 * self.tokens / elapsed
