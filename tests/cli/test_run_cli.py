@@ -17,6 +17,7 @@ from run_helpers import (
     write_requests,
 )
 
+import anyfan.batch
 from anyfan.cli import _run
 
 if TYPE_CHECKING:
@@ -497,7 +498,7 @@ def test_the_placeholder_key_is_sent_to_local_servers_without_one() -> None:
         concurrency=1, rpm=None, tpm=None, max_attempts=1, timeout=1.0, http_client="auto"
     )
     settings = _run.settings_from(args, "http://127.0.0.1/v1", None)
-    assert settings.headers["Authorization"] == f"Bearer {_run.PLACEHOLDER_KEY}"
+    assert settings.headers["Authorization"] == f"Bearer {anyfan.batch.PLACEHOLDER_KEY}"
     keyed = _run.settings_from(args, "http://127.0.0.1/v1", SECRET)
     assert SECRET not in repr(keyed)
     assert keyed.secret == SECRET

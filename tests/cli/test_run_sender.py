@@ -12,7 +12,7 @@ from run_helpers import SECRET, chat, read_results
 
 from anyfan import Outcome
 from anyfan.batch import BatchJob, BatchRequest
-from anyfan.cli import _sender
+from anyfan.batch import _send as _sender
 from anyfan.transport import ConnectionFailed, HttpResponse, HttpStatusError
 from strategies import usage_numbers
 

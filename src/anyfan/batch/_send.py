@@ -1,5 +1,7 @@
 """Sending a batch job's requests through a `Fan`, and recording each final outcome.
 
+`send` is what `anyfan.batch.run` and ``anyfan run`` use once the job is open.
+
 The hot path is kept lean: each request's body goes out as the bytes it was
 read as, each response body is written to the results as the bytes received,
 and only the ``usage`` numbers are picked out of it, without decoding the
@@ -10,27 +12,28 @@ the RPM and TPM limits use its token estimate and follow the provider's
 
 from __future__ import annotations
 
-import signal
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-import anyio
-import anyio.abc
-
-from .._core._fan import Fan
-from .._core._rate import Rate
-from ..batch import DEFAULT_URLS
-from ..openai import RateLimitHeaders, estimate_tokens, openai_retry
-from ..openai._cost import DEFAULT_MAX_TOKENS, max_output_tokens
+from .. import Fan, Rate
+from ..openai import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_MAX_TOKENS,
+    RateLimitHeaders,
+    estimate_tokens,
+    max_output_tokens,
+    openai_retry,
+)
 from ..transport import HttpResponse, HttpStatusError, open_transport
+from ._parse import DEFAULT_URLS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from .._core._outcome import Outcome
-    from ..batch import BatchJob, BatchRequest
+    from .. import Outcome
     from ..transport import ClientName
+    from ._job import BatchJob
+    from ._parse import BatchRequest
 
 _REDACTED: Final = "[redacted]"
 
@@ -57,7 +60,7 @@ class SendSettings:
     concurrency: int = 100
     rpm: float | None = None
     tpm: float | None = None
-    max_attempts: int = 5
+    max_attempts: int = DEFAULT_ATTEMPTS
     timeout: float | None = 600.0
     client: ClientName = "auto"
     secret: str | None = field(default=None, repr=False)
@@ -237,7 +240,7 @@ def make_fan(settings: SendSettings, *, timed: bool = True) -> tuple[Fan, Rate |
     return fan, requests, tokens
 
 
-async def send_job(job: BatchJob, settings: SendSettings) -> None:
+async def send(job: BatchJob, settings: SendSettings) -> None:
     """Send every pending request of ``job`` and record its final outcome."""
     urls = {path: endpoint_url(settings.base_url, path) for path in DEFAULT_URLS}
     secret = settings.secret
@@ -263,38 +266,3 @@ async def send_job(job: BatchJob, settings: SendSettings) -> None:
         async with fan.stream(attempt, job.pending()) as outcomes:
             async for outcome in outcomes:
                 record_outcome(job, outcome, secret)
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-async def send_until_signalled(job: BatchJob, settings: SendSettings) -> bool:
-    """`send_job`, stopped cleanly by SIGINT or SIGTERM; return whether it was.
-
-    On the first signal the requests in flight are cancelled and what has
-    finished is already on disk; a second one interrupts at once.
-    """
-    interrupted = False
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        if _in_main_thread():
-
-            async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-                nonlocal interrupted
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    task_status.started()
-                    async for _ in signals:
-                        interrupted = True
-                        tg.cancel_scope.cancel()
-                        return
-
-            await tg.start(watch)  # the handlers are in place before any request goes out
-        try:
-            await send_job(job, settings)
-        except Exception as exc:  # re-raised as it is, not inside an ExceptionGroup
-            failure = exc
-        tg.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
-    return interrupted
