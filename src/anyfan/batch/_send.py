@@ -6,8 +6,8 @@ The hot path is kept lean: each request's body goes out as the bytes it was
 read as, each response body is written to the results as the bytes received,
 and only the ``usage`` numbers are picked out of it, without decoding the
 rest. Retries follow the OpenAI adapter's classification and ``Retry-After``;
-the RPM and TPM limits use its token estimate and follow the provider's
-``x-ratelimit-*`` headers.
+the RPM and TPM limits are its `anyfan.openai.request_limits`, corrected by the
+provider's ``x-ratelimit-*`` headers through `anyfan.openai.observe_rate_limits`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import Fan, Rate
-from ..openai import (
-    DEFAULT_ATTEMPTS,
-    DEFAULT_MAX_TOKENS,
-    RateLimitHeaders,
-    estimate_tokens,
-    max_output_tokens,
-    openai_retry,
-)
+from ..openai import DEFAULT_ATTEMPTS, observe_rate_limits, openai_retry, request_limits
 from ..transport import HttpResponse, HttpStatusError, open_transport
 from ._parse import DEFAULT_URLS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from .. import Outcome
     from ..transport import ClientName
@@ -115,64 +108,24 @@ def writable_as_is(raw: bytes) -> bool:
     return True
 
 
-def request_limits(
-    rpm: float | None, tpm: float | None, default_max_tokens: int = DEFAULT_MAX_TOKENS
-) -> tuple[Rate | None, Rate | None]:
-    """The RPM and TPM rates for batch requests, with the OpenAI adapter's token estimate.
+def batch_limits(rpm: float | None, tpm: float | None) -> tuple[Rate | None, Rate | None]:
+    """The RPM and TPM rates for a job's lines: `anyfan.openai.request_limits` on their bodies.
 
-    A request is charged its estimated prompt plus its ``max_tokens`` up front,
+    A line is charged its estimated prompt plus its ``max_tokens`` up front,
     then settled at the prompt tokens the response reports plus that same
-    output budget, the way the provider charges.
+    output budget, the way the provider charges. The prompt tokens are read
+    from the raw body without decoding it.
     """
-
-    def cost(request: BatchRequest) -> float:
-        return estimate_tokens(request.body, default_max_tokens)
-
-    def actual(request: BatchRequest, response: HttpResponse) -> float:
-        prompt = number_after(response.body, b"prompt_tokens")
-        if prompt is None:
-            return cost(request)
-        return prompt + max_output_tokens(request.body, default_max_tokens)
-
-    requests = None if rpm is None else Rate(rpm, per=60)
-    tokens = None if tpm is None else Rate(tpm, per=60, cost=cost, actual=actual)
-    return requests, tokens
+    return request_limits(rpm=rpm, tpm=tpm, body=_body_of, usage=_usage_of)
 
 
-def _remaining(headers: Any, name: str) -> float | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
+def _body_of(request: BatchRequest) -> Mapping[str, Any]:
+    return request.body
 
 
-def header_follower(requests: Rate | None, tokens: Rate | None) -> Callable[[Any], None] | None:
-    """A function feeding a response's ``x-ratelimit-*`` headers to the rates, if any.
-
-    The provider's count only matters once less than a second's share of a
-    limit is left (until then the local pacing is the stricter), so the rest
-    of the headers are parsed only then: most responses cost two lookups.
-    """
-    if requests is None and tokens is None:
-        return None
-    checks = [
-        (rate, f"x-ratelimit-remaining-{kind}", rate.rate)
-        for rate, kind in ((requests, "requests"), (tokens, "tokens"))
-        if rate is not None
-    ]
-
-    def follow(headers: Any) -> None:
-        for rate, name, share in checks:
-            remaining = _remaining(headers, name)
-            if remaining is not None and remaining < share:
-                seen = RateLimitHeaders.parse(headers)
-                reset = seen.reset_requests if rate is requests else seen.reset_tokens
-                rate.observe(remaining, reset)
-
-    return follow
+def _usage_of(response: HttpResponse) -> dict[str, int] | None:
+    prompt = number_after(response.body, b"prompt_tokens")
+    return None if prompt is None else {"prompt_tokens": prompt}
 
 
 def error_object(error: BaseException, secret: str | None) -> dict[str, str]:
@@ -227,7 +180,7 @@ def make_fan(settings: SendSettings, *, timed: bool = True) -> tuple[Fan, Rate |
 
     ``timed=False`` leaves the timeout to the transport.
     """
-    requests, tokens = request_limits(settings.rpm, settings.tpm)
+    requests, tokens = batch_limits(settings.rpm, settings.tpm)
     fan = Fan(
         settings.concurrency,
         timeout=settings.timeout if timed else None,
@@ -248,14 +201,14 @@ async def send(job: BatchJob, settings: SendSettings) -> None:
         settings.headers, settings.concurrency, client=settings.client, timeout=settings.timeout
     ) as http:
         fan, requests, tokens = make_fan(settings, timed=not http.handles_timeout)
-        follow = header_follower(requests, tokens)
+        follow = requests is not None or tokens is not None
         post = http.post
         note_rate_limited = job.note_rate_limited
 
         async def attempt(request: BatchRequest) -> HttpResponse:
             response = await post(urls[request.url], request.body_bytes())
-            if follow is not None:
-                follow(response.headers)
+            if follow:
+                observe_rate_limits(response.headers, requests=requests, tokens=tokens)
             status = response.status
             if 200 <= status < 300:
                 return response

@@ -8,7 +8,15 @@ this module: exceptions and responses are recognised by shape.
 
 from ._classify import Verdict, classify_exception, classify_response, delay_hint, is_retryable
 from ._cost import DEFAULT_MAX_TOKENS, estimate_tokens, max_output_tokens, prompt_tokens
-from ._fan import DEFAULT_ATTEMPTS, blocking_fan, fan, follow_headers, openai_retry, request_limits
+from ._fan import (
+    DEFAULT_ATTEMPTS,
+    blocking_fan,
+    fan,
+    follow_headers,
+    observe_rate_limits,
+    openai_retry,
+    request_limits,
+)
 from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 
 __all__ = [
@@ -25,6 +33,7 @@ __all__ = [
     "follow_headers",
     "is_retryable",
     "max_output_tokens",
+    "observe_rate_limits",
     "openai_retry",
     "parse_go_duration",
     "prompt_tokens",
