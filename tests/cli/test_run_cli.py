@@ -495,7 +495,13 @@ def test_the_placeholder_key_is_sent_to_local_servers_without_one() -> None:
     import argparse
 
     args = argparse.Namespace(
-        concurrency=1, rpm=None, tpm=None, max_attempts=1, timeout=1.0, http_client="auto"
+        concurrency=1,
+        rpm=None,
+        tpm=None,
+        max_attempts=1,
+        timeout=1.0,
+        http_client="auto",
+        max_response_bytes=1024,
     )
     settings = _run.settings_from(args, "http://127.0.0.1/v1", None)
     assert settings.headers["Authorization"] == f"Bearer {anyfan.batch.PLACEHOLDER_KEY}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ..openai import DEFAULT_ATTEMPTS
+from ..transport import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes
 from ._job import BatchJob
 from ._parse import DEFAULT_URL
 from ._progress import make_progress
@@ -38,6 +39,7 @@ def send_settings(
     max_attempts: int = DEFAULT_ATTEMPTS,
     timeout: float | None = DEFAULT_TIMEOUT,
     client: ClientName = "auto",
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> SendSettings:
     """The `SendSettings` for these options, with the key as a bearer token (never stored)."""
     token = api_key or PLACEHOLDER_KEY
@@ -51,6 +53,7 @@ def send_settings(
         timeout=timeout,
         client=client,
         secret=api_key,
+        max_response_bytes=check_max_response_bytes(max_response_bytes),
     )
 
 
@@ -72,6 +75,7 @@ async def run(
     max_attempts: int = DEFAULT_ATTEMPTS,
     timeout: float | None = DEFAULT_TIMEOUT,
     client: ClientName = "auto",
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     restart: bool = False,
     force: bool = False,
     progress: ProgressMode = "off",
@@ -96,6 +100,9 @@ async def run(
         max_attempts: Most times one request is sent.
         timeout: Seconds one attempt may take, or ``None``.
         client: The HTTP client: ``"auto"``, ``"builtin"``, ``"aiohttp"`` or ``"httpx"``.
+        max_response_bytes: The largest response body read (64 MiB by
+            default); past it the line fails with a ``response_too_large``
+            error, so memory stays bounded whatever a server sends.
         restart: Discard existing results and start over.
         force: Keep existing results even though the input or options changed.
         progress: ``"off"`` (the default), ``"bar"``, ``"lines"`` or ``"auto"``.
@@ -108,6 +115,7 @@ async def run(
         BatchError: The results file does not match the input or options
             (see ``restart`` and ``force``), or is damaged.
         OSError: A file could not be read or written.
+        ValueError: An option is out of range.
     """
     settings = send_settings(
         base_url=base_url,
@@ -118,6 +126,7 @@ async def run(
         max_attempts=max_attempts,
         timeout=timeout,
         client=client,
+        max_response_bytes=max_response_bytes,
     )
     with BatchJob.open(
         requests,
@@ -152,6 +161,7 @@ def run_blocking(
     max_attempts: int = DEFAULT_ATTEMPTS,
     timeout: float | None = DEFAULT_TIMEOUT,
     client: ClientName = "auto",
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     restart: bool = False,
     force: bool = False,
     progress: ProgressMode = "off",
@@ -177,6 +187,7 @@ def run_blocking(
         max_attempts=max_attempts,
         timeout=timeout,
         client=client,
+        max_response_bytes=max_response_bytes,
         restart=restart,
         force=force,
         progress=progress,

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import Fan, Rate
 from ..openai import DEFAULT_ATTEMPTS, observe_rate_limits, openai_retry, request_limits
-from ..transport import HttpResponse, HttpStatusError, open_transport
+from ..transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    HttpResponse,
+    HttpStatusError,
+    ResponseTooLarge,
+    open_transport,
+)
 from ._parse import DEFAULT_URLS
 
 if TYPE_CHECKING:
@@ -46,6 +52,8 @@ class SendSettings:
         timeout: Seconds one attempt may take, or ``None``.
         client: The HTTP client: ``"auto"``, ``"builtin"``, ``"aiohttp"`` or ``"httpx"``.
         secret: Text never to be written anywhere (the API key), left out of the repr.
+        max_response_bytes: The largest response body read; past it the line
+            fails with a ``response_too_large`` error.
     """
 
     base_url: str
@@ -57,6 +65,7 @@ class SendSettings:
     timeout: float | None = 600.0
     client: ClientName = "auto"
     secret: str | None = field(default=None, repr=False)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 def endpoint_url(base_url: str, path: str) -> str:
@@ -130,7 +139,9 @@ def _usage_of(response: HttpResponse) -> dict[str, int] | None:
 
 def error_object(error: BaseException, secret: str | None) -> dict[str, str]:
     """The ``error`` recorded for a request that ended without a response."""
-    if isinstance(error, TimeoutError):
+    if isinstance(error, ResponseTooLarge):
+        code = "response_too_large"
+    elif isinstance(error, TimeoutError):
         code = "timeout"
     elif isinstance(error, ConnectionError):
         code = "connection_error"
@@ -198,7 +209,11 @@ async def send(job: BatchJob, settings: SendSettings) -> None:
     urls = {path: endpoint_url(settings.base_url, path) for path in DEFAULT_URLS}
     secret = settings.secret
     async with open_transport(
-        settings.headers, settings.concurrency, client=settings.client, timeout=settings.timeout
+        settings.headers,
+        settings.concurrency,
+        client=settings.client,
+        timeout=settings.timeout,
+        max_response_bytes=settings.max_response_bytes,
     ) as http:
         fan, requests, tokens = make_fan(settings, timed=not http.handles_timeout)
         follow = requests is not None or tokens is not None

@@ -41,7 +41,7 @@ from ..batch import (
     send_settings,
 )
 from ..openai import DEFAULT_ATTEMPTS
-from ..transport import CLIENTS, choose_client
+from ..transport import CLIENTS, DEFAULT_MAX_RESPONSE_BYTES, choose_client
 
 if TYPE_CHECKING:
     from ..batch import LineProblem, ProgressMode, SendSettings
@@ -128,6 +128,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="builtin or aiohttp (asyncio only), or httpx2/httpx (default: auto: builtin on "
         "asyncio, httpx2 or httpx on trio)",
+    )
+    limits.add_argument(
+        "--max-response-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        metavar="N",
+        help="largest response body read; a larger one fails its line "
+        f"(default: {DEFAULT_MAX_RESPONSE_BYTES:,}, 64 MiB)",
     )
     parser.add_argument(
         "--max-attempts",
@@ -246,6 +254,7 @@ def settings_from(args: argparse.Namespace, base_url: str, key: str | None) -> S
         max_attempts=args.max_attempts,
         timeout=args.timeout,
         client=args.http_client,
+        max_response_bytes=args.max_response_bytes,
     )
 
 
