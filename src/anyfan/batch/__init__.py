@@ -22,7 +22,7 @@ from ._errors import BatchError, JobLocked, JobMismatch, JournalError
 from ._fingerprint import InputFingerprint, fingerprint_file
 from ._job import BatchJob
 from ._journal import FsyncPolicy
-from ._lines import count_lines
+from ._lines import NOT_JSONL, count_lines, input_shape
 from ._parse import DEFAULT_URL, DEFAULT_URLS, BatchRequest, LineProblem, parse_line
 from ._progress import LineProgress, Progress, ProgressMode, TextBar, TqdmBar, make_progress
 from ._run import (
@@ -56,6 +56,7 @@ __all__ = [
     "JobLocked",
     "JobMismatch",
     "JournalError",
+    "NOT_JSONL",
     "LatencyHistogram",
     "LineProblem",
     "LineProgress",
@@ -66,6 +67,7 @@ __all__ = [
     "TqdmBar",
     "count_lines",
     "fingerprint_file",
+    "input_shape",
     "job_options",
     "make_progress",
     "parse_line",

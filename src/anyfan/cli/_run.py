@@ -31,9 +31,11 @@ from ..batch import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     DEFAULT_URLS,
+    NOT_JSONL,
     BatchError,
     BatchJob,
     count_lines,
+    input_shape,
     job_options,
     make_progress,
     scrub,
@@ -343,6 +345,12 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     interrupted = False
     try:
+        shape = input_shape(args.requests)
+        if shape == "empty":
+            print(f"anyfan run: {args.requests} is empty: nothing to send", file=sys.stderr)
+        elif shape is not None:
+            kind = "a JSON array" if shape == "array" else "pretty-printed JSON"
+            print(f"anyfan run: {args.requests} looks like {kind}: {NOT_JSONL}", file=sys.stderr)
         if job.repaired_bytes:
             print(
                 f"anyfan run: cut a torn last line ({job.repaired_bytes:,} bytes) off "
