@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import Fan, Rate
-from ..openai import DEFAULT_ATTEMPTS, observe_rate_limits, openai_retry, request_limits
+from ..openai import (
+    DEFAULT_ATTEMPTS,
+    classify_response,
+    observe_rate_limits,
+    openai_retry,
+    request_limits,
+)
 from ..transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HttpResponse,
@@ -27,7 +33,7 @@ from ..transport import (
 from ._parse import DEFAULT_URLS
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from .. import Outcome
     from ..transport import ClientName
@@ -186,6 +192,38 @@ def record_outcome(
         )
 
 
+def rejected_for_good(response: HttpResponse) -> bool:
+    """Whether a 4xx response is final: the OpenAI adapter's classification would not retry it."""
+    return not classify_response(response.status, response.headers, response.json()).retry
+
+
+def admissible(
+    job: BatchJob, pending: Iterator[BatchRequest], tokens: Rate
+) -> Iterator[BatchRequest]:
+    """The requests of ``pending`` the token limit could ever admit; the rest fail at once.
+
+    A line estimated at more tokens than the limit allows in a whole period
+    would wait forever (and hold the lines behind it): it is recorded as a
+    ``cost_too_large`` error, naming its cost and the limit, and charged nothing.
+    """
+    limit = tokens.limit
+    for request in pending:
+        cost = tokens.cost_of(request)
+        if cost > limit:
+            job.record_error(
+                request,
+                {
+                    "code": "cost_too_large",
+                    "message": f"the request is estimated at {cost:,.0f} tokens, more than "
+                    f"the limit admits in a whole period ({limit:,.0f} per {tokens.per:g} s): "
+                    "lower its max_tokens or raise the limit",
+                },
+                attempts=0,
+            )
+        else:
+            yield request
+
+
 def make_fan(settings: SendSettings, *, timed: bool = True) -> tuple[Fan, Rate | None, Rate | None]:
     """The Fan that paces and retries the job's requests, and its two rates.
 
@@ -229,8 +267,14 @@ async def send(job: BatchJob, settings: SendSettings) -> None:
                 return response
             if status == 429:
                 note_rate_limited()
+            elif 400 <= status < 500 and rejected_for_good(response):
+                # Rejected without doing the work: final, and `actual` settles it at no cost.
+                return response
             raise HttpStatusError(response)
 
-        async with fan.stream(attempt, job.pending()) as outcomes:
+        pending = job.pending()
+        if tokens is not None:
+            pending = admissible(job, pending, tokens)
+        async with fan.stream(attempt, pending) as outcomes:
             async for outcome in outcomes:
                 record_outcome(job, outcome, secret)

@@ -62,7 +62,9 @@ def request_limits(
     """The RPM and TPM `Rate` objects for requests given as keyword dicts.
 
     The TPM rate charges each request its `estimate_tokens` up front and
-    settles it from the response's ``usage`` once it returns.
+    settles it from the response's ``usage`` once it returns. A response (or
+    error, where the engine passes it) with a 4xx status other than 429 was
+    rejected without doing the work, and is settled at no cost.
     ``charge="reserved"`` (OpenAI's rule) settles a call at its reported prompt
     tokens plus the output budget it reserved; ``"usage"`` settles at the
     tokens really used, for providers that bill only what was generated.
@@ -101,6 +103,8 @@ def request_limits(
         return estimate_tokens(as_body(item), default_max_tokens)
 
     def actual(item: Any, result: object) -> int:
+        if _rejected(result):
+            return 0
         request = as_body(item)
         if charge == "usage":
             counts = read_usage(result)
@@ -125,6 +129,12 @@ def request_limits(
         warm_up()  # tiktoken's encoding loads here, not in the first call's event loop
         tokens = Rate(tokens_per_minute, per=60, cost=cost, actual=actual)
     return requests, tokens
+
+
+def _rejected(result: object) -> bool:
+    """Whether ``result`` is an HTTP 4xx other than 429: rejected without doing the work."""
+    status = getattr(result, "status_code", None)
+    return type(status) is int and 400 <= status < 500 and status != 429
 
 
 def _identity(item: Any) -> Any:
