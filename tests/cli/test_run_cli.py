@@ -17,6 +17,7 @@ from run_helpers import (
     write_requests,
 )
 
+import anyfan.batch
 from anyfan.cli import _run
 
 if TYPE_CHECKING:
@@ -495,10 +496,16 @@ def test_the_placeholder_key_is_sent_to_local_servers_without_one() -> None:
     import argparse
 
     args = argparse.Namespace(
-        concurrency=1, rpm=None, tpm=None, max_attempts=1, timeout=1.0, http_client="auto"
+        concurrency=1,
+        rpm=None,
+        tpm=None,
+        max_attempts=1,
+        timeout=1.0,
+        http_client="auto",
+        max_response_bytes=1024,
     )
     settings = _run.settings_from(args, "http://127.0.0.1/v1", None)
-    assert settings.headers["Authorization"] == f"Bearer {_run.PLACEHOLDER_KEY}"
+    assert settings.headers["Authorization"] == f"Bearer {anyfan.batch.PLACEHOLDER_KEY}"
     keyed = _run.settings_from(args, "http://127.0.0.1/v1", SECRET)
     assert SECRET not in repr(keyed)
     assert keyed.secret == SECRET

@@ -156,3 +156,31 @@ def test_retry_failed_sends_only_the_errors_and_supersedes_them(
     ran = run_cli(src, "-o", out, "--base-url", echo, "--max-attempts", 1, "--retry-failed")
     assert Echo.seen == []  # nothing left to retry but the malformed line
     assert "failed             1" in ran.out
+
+
+@pytest.mark.anyio
+async def test_the_python_api_stops_retries_and_scrubs_the_same_way(
+    echo: str, tmp_path: Path
+) -> None:
+    import anyfan.batch
+
+    src = write_requests(tmp_path / "in.jsonl", lines("echo", "flaky", "ok", "quota", "ok"))
+    out = tmp_path / "out.jsonl"
+    options: dict[str, Any] = {"base_url": echo, "api_key": SECRET, "max_attempts": 1}
+    stopped = await anyfan.batch.run(src, out, concurrency=1, **options)
+    assert stopped.exit_code == 3
+    assert stopped.stopped is not None
+    assert "line 4: the account has no quota left" in stopped.stopped
+    assert SECRET not in out.read_text()
+    assert [c[0] for c in stopped.causes] == ["HTTP 400 bad", "HTTP 500 server_error"]
+    Echo.broken, Echo.seen = False, []
+    rest = await anyfan.batch.run(src, out, **options)
+    assert Echo.seen == ["Question number 3?", "Question number 4?"]
+    assert rest.exit_code == 1  # the echo line and the flaky one are still errors
+    Echo.seen = []
+    again = await anyfan.batch.run(src, out, retry_failed=True, **options)
+    assert sorted(Echo.seen) == ["Question number 0?", "Question number 1?"]
+    assert again.exit_code == 1  # the echo line fails again, the flaky one heals
+    final = {r["line"]: r for r in final_results(out)}
+    assert final[2]["response"]["status_code"] == 200
+    assert final[1]["response"]["status_code"] == 400

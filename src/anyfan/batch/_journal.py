@@ -84,7 +84,10 @@ class Journal:
         self.path = path
         self._policy = fsync
         self._clock = clock
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0))
+        # 0o644 minus the umask, like any data file (without a mode it would be 0o777).
+        self._fd = os.open(
+            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644
+        )
         try:
             _lock(self._fd, path)
         except BaseException:
