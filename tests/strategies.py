@@ -360,7 +360,7 @@ openai_embedding_requests = st.fixed_dictionaries(
 )
 
 
-# --- anyfan run (anyfan.cli._sender) ---
+# --- anyfan run (anyfan.batch._send) ---
 
 #: A response's ``usage`` numbers, as the sender picks them out of the raw bytes.
 usage_numbers = st.fixed_dictionaries(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -321,7 +322,7 @@ def test_results_answering_a_line_twice_are_refused(files: tuple[Path, Path]) ->
     with BatchJob.open(src, out, OPTIONS) as job:
         answer(job, next(job.pending()))
     out.write_bytes(out.read_bytes() * 2)
-    with pytest.raises(JournalError, match="answers input line 1 twice"):
+    with pytest.raises(JournalError, match="answers input line 1 again after a success"):
         BatchJob.open(src, out, OPTIONS)
     BatchJob.open(src, out, OPTIONS, restart=True).close()  # the lock was released
 
@@ -450,3 +451,26 @@ def test_damaged_results_are_refused_and_the_state_kept(files: tuple[Path, Path]
                 src, out, {**OPTIONS, "changed": force} if force else OPTIONS, force=force
             )
     assert state_path(out).read_bytes() == state
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_results_are_0o644_minus_the_umask_and_the_state_owner_only(
+    files: tuple[Path, Path],
+) -> None:
+    src, out = files
+    src.write_text('{"model": "m"}\n')
+    old = os.umask(0o022)
+    try:
+        with BatchJob.open(src, out, {"base_url": "http://x"}) as job:
+            assert stat.S_IMODE(os.stat(out).st_mode) == 0o644
+            assert stat.S_IMODE(os.stat(job.state_path).st_mode) == 0o600
+        out.unlink()
+        job.state_path.unlink()
+        job.state_path.with_name(job.state_path.name + ".tmp").write_text("{}")
+        os.chmod(job.state_path.with_name(job.state_path.name + ".tmp"), 0o666)
+        os.umask(0o077)
+        with BatchJob.open(src, out, {"base_url": "http://x"}) as job:
+            assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+            assert stat.S_IMODE(os.stat(job.state_path).st_mode) == 0o600
+    finally:
+        os.umask(old)

@@ -9,7 +9,7 @@ import pytest
 from run_helpers import SECRET, Ran
 
 from anyfan import cli
-from anyfan.cli import _sender
+from anyfan.batch import _send as _sender
 from anyfan.openai import openai_retry
 from anyfan.sim import Faults, Latency, Limits, Simulator
 

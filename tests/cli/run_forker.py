@@ -16,7 +16,8 @@ import os
 import sys
 
 from anyfan import cli
-from anyfan.cli import _run, _sender
+from anyfan.batch import _send as _sender
+from anyfan.cli import _run
 from anyfan.openai import openai_retry
 
 # Imported before forking, so that no child pays for it.

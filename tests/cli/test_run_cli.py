@@ -17,6 +17,7 @@ from run_helpers import (
     write_requests,
 )
 
+import anyfan.batch
 from anyfan.cli import _run
 
 if TYPE_CHECKING:
@@ -132,14 +133,15 @@ def test_transient_faults_are_retried_and_quota_errors_are_not(
 
     sim.set_faults(insufficient_quota=1.0)
     sim.reset()
-    quota = run_cli(src, *common(sim, tmp_path / "quota.jsonl"), "--max-attempts", 5)
-    assert quota.code == 1
-    results = read_results(tmp_path / "quota.jsonl")
-    assert {r["response"]["status_code"] for r in results} == {429}
-    assert {r["response"]["body"]["error"]["code"] for r in results} == {"insufficient_quota"}
-    assert all(r["attempts"] == 1 for r in results)  # billing errors never heal
-    assert sim.counters().requests == 30
-    assert "30 x 429" in quota.out
+    quota = run_cli(
+        src, *common(sim, tmp_path / "quota.jsonl"), "--max-attempts", 5, "--concurrency", 1
+    )
+    # A billing error never heals and is not the error of one line: the job stops at once,
+    # recording none of them, so that a rerun once it is paid for sends them all.
+    assert quota.code == 3
+    assert "no quota left" in quota.err
+    assert read_results(tmp_path / "quota.jsonl") == []
+    assert sim.counters().requests <= 2  # the failing one, and at most the one in its slot
 
 
 def test_a_client_error_is_kept_as_a_response_and_not_retried(
@@ -466,7 +468,7 @@ def test_a_full_disk_stops_the_job_with_the_results_whole(
 
 
 def test_nothing_in_the_output_names_the_key(sim: Simulator, tmp_path: Path, run_cli: Any) -> None:
-    sim.set_faults(server_error=0.2, reset=0.2, insufficient_quota=0.1)
+    sim.set_faults(server_error=0.2, reset=0.2, unavailable=0.1)  # quota would stop the job
     src = write_requests(
         tmp_path / "in.jsonl",
         [*(json.dumps(chat(n)) for n in range(20)), "{bad", batch_line("line-1", chat(1))],
@@ -494,10 +496,16 @@ def test_the_placeholder_key_is_sent_to_local_servers_without_one() -> None:
     import argparse
 
     args = argparse.Namespace(
-        concurrency=1, rpm=None, tpm=None, max_attempts=1, timeout=1.0, http_client="auto"
+        concurrency=1,
+        rpm=None,
+        tpm=None,
+        max_attempts=1,
+        timeout=1.0,
+        http_client="auto",
+        max_response_bytes=1024,
     )
     settings = _run.settings_from(args, "http://127.0.0.1/v1", None)
-    assert settings.headers["Authorization"] == f"Bearer {_run.PLACEHOLDER_KEY}"
+    assert settings.headers["Authorization"] == f"Bearer {anyfan.batch.PLACEHOLDER_KEY}"
     keyed = _run.settings_from(args, "http://127.0.0.1/v1", SECRET)
     assert SECRET not in repr(keyed)
     assert keyed.secret == SECRET

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -10,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from run_helpers import SECRET, chat, read_results
 
-from anyfan import Outcome
+from anyfan import Outcome, Rate
 from anyfan.batch import BatchJob, BatchRequest
-from anyfan.cli import _sender
+from anyfan.batch import _send as _sender
+from anyfan.openai import observe_rate_limits, request_limits
 from anyfan.transport import ConnectionFailed, HttpResponse, HttpStatusError
 from strategies import usage_numbers
 
@@ -147,7 +149,7 @@ def request(body: dict[str, Any]) -> BatchRequest:
 
 
 def test_limits_charge_the_estimate_and_settle_at_the_reported_prompt() -> None:
-    requests, tokens = _sender.request_limits(rpm=600, tpm=6000)
+    requests, tokens = _sender.batch_limits(rpm=600, tpm=6000)
     assert requests is not None
     assert tokens is not None
     assert (requests.limit, requests.per) == (600, 60)
@@ -157,7 +159,7 @@ def test_limits_charge_the_estimate_and_settle_at_the_reported_prompt() -> None:
     assert tokens.actual_of(request(body), reported) == 30 + 50
     silent = HttpResponse(200, {}, b"{}")
     assert tokens.actual_of(request(body), silent) == 3 + 4 + 10 + 50
-    assert _sender.request_limits(None, None) == (None, None)
+    assert _sender.batch_limits(None, None) == (None, None)
 
 
 class Seen:
@@ -165,34 +167,62 @@ class Seen:
         self.rate = rate
         self.calls: list[tuple[float, float | None]] = []
 
-    def observe(self, remaining: float, reset: float | None = None) -> None:
+    def observe(self, remaining: float, reset: float | None = None, **_: object) -> None:
         self.calls.append((remaining, reset))
 
 
-def test_rate_limit_headers_feed_the_rates_once_little_is_left() -> None:
-    assert _sender.header_follower(None, None) is None
+def test_rate_limit_headers_correct_a_rate_below_one_seconds_share() -> None:
+    follow = functools.partial(observe_rate_limits, now=0.0)
     requests, tokens = Seen(rate=10), Seen(rate=1000)
-    follow = _sender.header_follower(requests, tokens)  # type: ignore[arg-type]
-    assert follow is not None
     plenty = {
         "x-ratelimit-remaining-requests": "59",
         "x-ratelimit-reset-requests": "1s",
         "x-ratelimit-remaining-tokens": "5000",
-        "x-ratelimit-reset-tokens": "6m0s",
+        "x-ratelimit-reset-tokens": "6m0s",  # a long reset with plenty left: not a stall
     }
-    follow(plenty)  # more than a second's share left of both: nothing to correct
+    follow(plenty, requests=requests, tokens=tokens)
     assert requests.calls == tokens.calls == []
-    follow({**plenty, "x-ratelimit-remaining-requests": "9"})
-    follow({**plenty, "x-ratelimit-remaining-tokens": "999"})
-    follow({})
-    follow({"x-ratelimit-remaining-requests": "soon"})
+    follow({**plenty, "x-ratelimit-remaining-requests": "10"}, requests=requests, tokens=tokens)
+    assert requests.calls == []  # exactly one second's share left: still nothing
+    follow({**plenty, "x-ratelimit-remaining-requests": "9"}, requests=requests, tokens=tokens)
+    follow({**plenty, "x-ratelimit-remaining-tokens": "999"}, requests=requests, tokens=tokens)
+    follow({}, requests=requests, tokens=tokens)
+    follow({"x-ratelimit-remaining-requests": "soon"}, requests=requests, tokens=tokens)
     assert requests.calls == [(9, 1.0)]
     assert tokens.calls == [(999, 360.0)]
-    only_requests = _sender.header_follower(requests, None)  # type: ignore[arg-type]
-    assert only_requests is not None
-    only_requests({"x-ratelimit-remaining-tokens": "5", "x-ratelimit-remaining-requests": "1"})
+    both_low = {"x-ratelimit-remaining-tokens": "5", "x-ratelimit-remaining-requests": "1"}
+    follow(both_low, requests=requests, tokens=None)
     assert requests.calls[-1] == (1, None)
-    only_tokens = _sender.header_follower(None, tokens)  # type: ignore[arg-type]
-    assert only_tokens is not None
-    only_tokens({"x-ratelimit-remaining-requests": "5"})
     assert len(tokens.calls) == 1
+    follow(both_low, requests=None, tokens=tokens)
+    assert tokens.calls[-1] == (5, None)
+
+
+def test_a_correction_holds_the_real_rate_back() -> None:
+    rate = Rate(600, per=60)  # 10 a second
+    before = rate._state.earliest(1, 0.0)
+    observe_rate_limits(
+        {"x-ratelimit-remaining-requests": "20"}, requests=rate, tokens=None, now=0.0
+    )
+    assert rate._state.earliest(1, 0.0) == before  # more than a second's share: untouched
+    observe_rate_limits(
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"},
+        requests=rate,
+        tokens=None,
+        now=0.0,
+    )
+    assert rate._state.earliest(1, 0.0) > before
+
+
+def test_request_limits_read_items_and_usage_through_the_hooks() -> None:
+    def usage(result: dict[str, int] | None) -> dict[str, int] | None:
+        return result
+
+    _, tokens = request_limits(tpm=6000, body=lambda item: item[1], usage=usage)
+    assert tokens is not None
+    body = {"model": "m", "input": "x" * 40, "max_output_tokens": 50}
+    item = ("id", body)
+    assert tokens.actual_of(item, {"input_tokens": 12}) == 12 + 50
+    assert tokens.actual_of(item, {"prompt_tokens": 7}) == 7 + 50
+    assert tokens.actual_of(item, {}) == tokens.cost_of(item)
+    assert tokens.actual_of(item, None) == tokens.cost_of(item)

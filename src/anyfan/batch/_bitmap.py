@@ -35,6 +35,14 @@ class Bitmap:
         self._count += 1
         return True
 
+    def discard(self, n: int) -> bool:
+        """Clear ``n``; return whether it was set."""
+        if n not in self:
+            return False
+        self._bits[n >> 3] &= ~(1 << (n & 7)) & 0xFF
+        self._count -= 1
+        return True
+
     def __contains__(self, n: object) -> bool:
         if not isinstance(n, int) or n < 0:
             return False

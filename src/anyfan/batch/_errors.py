@@ -25,3 +25,15 @@ class JournalError(BatchError):
 
 class JobLocked(BatchError):
     """Another process is writing the same results file."""
+
+
+class JobStopped(BatchError):
+    """A failure of the whole job (billing, a refused key): every other line would fail too.
+
+    Attributes:
+        reason: What stopped it, secrets removed.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -12,12 +12,14 @@ message then says the content looks the same, and ``force`` continues.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,6 +29,7 @@ TAIL: Final = 1 << 20
 SAMPLES: Final = 64
 SPAN: Final = 4096
 
+REDACTED: Final = "[redacted]"
 _SECRET: Final = re.compile(r"api[_-]?key|secret|password|authori[sz]ation|bearer", re.IGNORECASE)
 
 
@@ -109,14 +112,21 @@ def canonical_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return canonical
 
 
+def _shown(value: Any) -> str:
+    # A state file written before passwords were redacted may still hold one: never print it.
+    if isinstance(value, str):
+        value = redact_url(value)[0]
+    return json.dumps(value, sort_keys=True)
+
+
 def diff_options(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """How the options differ from the ones the results were started with (empty: same)."""
     changes = []
     for key in sorted(old.keys() | new.keys()):
         if key not in new:
-            changes.append(f"option {key} was {json.dumps(old[key])}, now unset")
+            changes.append(f"option {key} was {_shown(old[key])}, now unset")
         elif key not in old:
-            changes.append(f"option {key} was unset, now {json.dumps(new[key])}")
+            changes.append(f"option {key} was unset, now {_shown(new[key])}")
         else:
             # Compare encodings: in Python, True == 1 == 1.0, but as options they differ.
             before, after = (
@@ -124,5 +134,74 @@ def diff_options(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
                 json.dumps(new[key], sort_keys=True),
             )
             if before != after:
-                changes.append(f"option {key} was {before}, now {after}")
+                changes.append(f"option {key} was {_shown(old[key])}, now {_shown(new[key])}")
     return changes
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedOptions:
+    """Options with the passwords in their URLs taken out, for storing and printing.
+
+    Attributes:
+        options: The options, each URL's password replaced by ``[redacted]``.
+        hashes: Per option holding one, a keyed hash of its URL's password:
+            what a rerun compares, never the password itself.
+        secrets: Every form in which those passwords could show up in what the
+            job writes: as typed in the URL, percent-decoded, and inside the
+            ``Authorization: Basic`` header built from it.
+    """
+
+    options: dict[str, Any]
+    hashes: dict[str, str]
+    secrets: tuple[str, ...]
+
+
+def secret_hash(key: bytes, secret: str) -> str:
+    """A keyed BLAKE2b hash of ``secret``: equal for equal secrets under one key, nothing more."""
+    data = secret.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, key=key, digest_size=16).hexdigest()
+
+
+def redact_url(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` with its password replaced, the password as written, and the user name.
+
+    A URL without a password comes back as it is, with ``None`` twice.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None, None
+    if not parts.scheme or parts.password is None:
+        return url, None, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    netloc = f"{user}:{REDACTED}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc)), password, user
+
+
+def redact_options(options: Mapping[str, Any], key: bytes) -> RedactedOptions:
+    """Take the passwords out of the URL-valued options (see `RedactedOptions`)."""
+    clean: dict[str, Any] = {}
+    hashes: dict[str, str] = {}
+    secrets: list[str] = []
+    for name, value in options.items():
+        if isinstance(value, str):
+            redacted, password, user = redact_url(value)
+            if password is not None and user is not None:
+                clean[name] = redacted
+                plain = unquote(password)
+                hashes[name] = secret_hash(key, plain)
+                basic = base64.b64encode(f"{unquote(user)}:{plain}".encode()).decode()
+                secrets += [s for s in (password, plain, basic) if s]
+                continue
+        clean[name] = value
+    return RedactedOptions(clean, hashes, tuple(dict.fromkeys(secrets)))
+
+
+def diff_secrets(old: Mapping[str, Any], new: RedactedOptions) -> list[str]:
+    """Which options' passwords changed, judged by their keyed hashes (made with one key)."""
+    return [
+        f"option {name}: the password in it changed (compared by a keyed hash)"
+        for name in sorted(old.keys() | new.hashes.keys())
+        if old.get(name) != new.hashes.get(name)
+    ]

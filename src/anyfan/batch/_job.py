@@ -9,20 +9,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._bitmap import Bitmap
-from ._errors import JobMismatch, JournalError
+from ._causes import error_cause, job_stopper, response_cause
+from ._errors import JobMismatch, JobStopped, JournalError
 from ._fingerprint import (
     InputFingerprint,
+    RedactedOptions,
     canonical_options,
     diff_input,
     diff_options,
+    diff_secrets,
     fingerprint_file,
+    redact_options,
 )
 from ._ids import IdRegistry
 from ._journal import FsyncPolicy, Journal
 from ._lines import numbered_lines
 from ._parse import DEFAULT_URL, DEFAULT_URLS, BatchRequest, LineProblem, parse_line
-from ._records import encode_error, encode_response, usage_tokens
-from ._state import read_state, state_path, write_state
+from ._records import Scrubber, encode_error, encode_response, usage_tokens
+from ._state import read_state, state_key, state_path, write_state
 from ._stats import BatchSummary, Counters
 
 if TYPE_CHECKING:
@@ -64,12 +68,15 @@ class BatchJob:
         output_path: Path,
         journal: Journal,
         done: Bitmap,
+        failed: Bitmap,
         counters: Counters,
         default_url: str,
         urls: Collection[str],
         clock: Callable[[], float],
         on_problem: Callable[[LineProblem], None] | None,
         repaired_bytes: int,
+        scrubber: Scrubber | None = None,
+        retry_failed: bool = False,
     ) -> None:
         self.input_path = input_path
         self.output_path = output_path
@@ -80,6 +87,9 @@ class BatchJob:
         self.repaired_bytes = repaired_bytes
         self._journal = journal
         self._done = done
+        self._failed = failed
+        self._retry_failed = retry_failed
+        self._retrying = Bitmap()
         self._default_url = default_url
         self._urls = urls
         self._clock = clock
@@ -89,6 +99,7 @@ class BatchJob:
         self._recorded = 0
         self._pending_started = False
         self._closed = False
+        self._scrubber = scrubber or Scrubber()
 
     @classmethod
     def open(
@@ -104,6 +115,8 @@ class BatchJob:
         fsync: FsyncPolicy = FsyncPolicy(),  # noqa: B008 - frozen, so sharing it is safe
         clock: Callable[[], float] = time.monotonic,
         on_problem: Callable[[LineProblem], None] | None = None,
+        secrets: Collection[str] = (),
+        retry_failed: bool = False,
     ) -> BatchJob:
         """Open a job, resuming whatever the results file already holds.
 
@@ -126,6 +139,14 @@ class BatchJob:
             fsync: When results are forced to disk, besides at `close`.
             clock: Monotonic seconds, for rates and the fsync policy.
             on_problem: Called with each malformed or duplicate line found.
+            secrets: Texts never to be written (the API key): replaced by
+                ``[redacted]`` in every result line. The password of a URL
+                among ``options`` is added, and only its redacted form and a
+                keyed hash of it are stored.
+            retry_failed: Send again the requests whose last result is an
+                error (not malformed or duplicate lines, which would fail the
+                same way). Each new result is appended and supersedes the
+                error: the last record of a line is its result.
 
         Raises:
             JobMismatch: The input or options changed (without ``force``).
@@ -140,8 +161,10 @@ class BatchJob:
         source, target = Path(input_path), Path(output_path)
         current = fingerprint_file(source)
         fingerprint = {**current.to_json(), "path": str(source.absolute())}
+        key = state_key(state_path(target))
+        redacted = redact_options(options or {}, key)
         wanted = canonical_options(
-            {**(options or {}), "batch.default_url": default_url, "batch.urls": sorted(urls)}
+            {**redacted.options, "batch.default_url": default_url, "batch.urls": sorted(urls)}
         )
         journal = Journal(target, fsync, clock)
         try:
@@ -151,10 +174,10 @@ class BatchJob:
             if restart:
                 journal.clear()
             elif journal.size:
-                cls._check_state(target, current, wanted, force)
-            done, counters = cls._read_done(journal)
+                cls._check_state(target, current, wanted, redacted, force)
+            done, failed, counters = cls._read_done(journal)
             # Only now: a run that stops above must leave the old record in place.
-            write_state(state_path(target), fingerprint, wanted)
+            write_state(state_path(target), fingerprint, wanted, hashes=redacted.hashes, key=key)
         except BaseException:
             journal.close()
             raise
@@ -163,38 +186,50 @@ class BatchJob:
             output_path=target,
             journal=journal,
             done=done,
+            failed=failed,
             counters=counters,
             default_url=default_url,
             urls=urls,
             clock=clock,
             on_problem=on_problem,
             repaired_bytes=repaired,
+            scrubber=Scrubber([*secrets, *redacted.secrets]),
+            retry_failed=retry_failed,
         )
 
     @staticmethod
-    def _read_done(journal: Journal) -> tuple[Bitmap, Counters]:
-        done, counters = Bitmap(), Counters()
+    def _read_done(journal: Journal) -> tuple[Bitmap, Bitmap, Counters]:
+        # The superseding rule: a line's last record is its result. Only an error may be
+        # superseded (by --retry-failed); a line answered with success is answered for good.
+        done, failed, counters = Bitmap(), Bitmap(), Counters()
         try:
             for head in journal.heads():
                 if not done.add(head.line):
-                    raise JournalError(
-                        f"{journal.path} answers input line {head.line} twice, so it was not "
-                        "written by one anyfan batch job"
-                    )
+                    if not failed.discard(head.line):
+                        raise JournalError(
+                            f"{journal.path} answers input line {head.line} again after a "
+                            "success, so it was not written by one anyfan batch job"
+                        )
+                    counters.already_failed -= 1
                 if head.ok:
                     counters.already_ok += 1
                 else:
+                    failed.add(head.line)
                     counters.already_failed += 1
         except JournalError as exc:
             raise JournalError(
                 f"{exc}. Repair or remove that line, or rerun with --restart (restart=True) "
                 "to discard the results and start over."
             ) from None
-        return done, counters
+        return done, failed, counters
 
     @staticmethod
     def _check_state(
-        target: Path, current: InputFingerprint, wanted: dict[str, Any], force: bool
+        target: Path,
+        current: InputFingerprint,
+        wanted: dict[str, Any],
+        redacted: RedactedOptions,
+        force: bool,
     ) -> None:
         spath = state_path(target)
         state = read_state(spath)
@@ -207,6 +242,9 @@ class BatchJob:
             )
         differences = diff_input(state["input"], current)
         differences += diff_options(state["options"], wanted)
+        # redacted.hashes were made with the key stored in this same state file.
+        old_hashes = state.get("secrets")
+        differences += diff_secrets(old_hashes if isinstance(old_hashes, dict) else {}, redacted)
         if differences and not force:
             listed = "".join(f"\n  - {d}" for d in differences)
             raise JobMismatch(
@@ -245,8 +283,10 @@ class BatchJob:
             else:
                 claimed = registry.claim_bare(number)
             if number in done:
-                continue
-            if not claimed:
+                if not (self._retry_failed and claimed and number in self._failed):
+                    continue
+                self._retrying.add(number)
+            elif not claimed:
                 self._write_problem(
                     LineProblem(
                         number,
@@ -275,7 +315,12 @@ class BatchJob:
     ) -> None:
         """Record the HTTP response that finally answered ``request``.
 
-        A 2xx status counts as success, anything else as a failure.
+        A 2xx status counts as success, anything else as a failure, except a
+        failure of the whole job: a 401, a 403 or a billing 429
+        (``insufficient_quota``) is not recorded, since every other line
+        would fail the same way. It stops the job instead: `JobStopped` is
+        raised, and the line stays pending for the rerun once the cause is
+        fixed.
 
         Args:
             request: A request from `pending`.
@@ -289,9 +334,15 @@ class BatchJob:
                 are written verbatim, the cheapest way to record a response.
 
         Raises:
+            JobStopped: The response is a failure of the whole job (not recorded).
             RuntimeError: ``request`` was recorded already.
             OSError: Writing failed (a full disk, say); the file stays whole.
         """
+        if not 200 <= status_code < 300:
+            reason = job_stopper(status_code, body if raw is None else raw)
+            if reason is not None:
+                self.stop(f"line {request.line}: {reason}")
+                raise JobStopped(self.counters.stopped or reason)
         data, value = encode_response(
             request.line, request.custom_id, status_code, body, attempts, latency, raw
         )
@@ -304,6 +355,9 @@ class BatchJob:
             else:
                 counters.failed += 1
             counters.tokens += usage_tokens(value) if tokens is None else tokens
+            if not ok:
+                cause, message = response_cause(status_code, body if raw is None else raw)
+                counters.note_cause(cause, self._scrubber.text(message))
             self._count_request(attempts, latency)
 
     def record_error(
@@ -333,6 +387,8 @@ class BatchJob:
         with self._lock:
             self._append(request.line, data)
             self.counters.failed += 1
+            cause, message = error_cause(error)
+            self.counters.note_cause(cause, self._scrubber.text(message))
             self._count_request(attempts, latency)
 
     def note_rate_limited(self, count: int = 1) -> None:
@@ -345,9 +401,16 @@ class BatchJob:
     def _append(self, line: int, data: bytes) -> None:
         if self._closed:
             raise RuntimeError("the batch job is closed")
-        if line in self._done:
+        retry = line in self._retrying
+        if line in self._done and not retry:
             raise RuntimeError(f"input line {line} was recorded already")
+        if self._scrubber:
+            data = self._scrubber.line(data)
         self._journal.append(data)
+        if retry:  # its new record supersedes the error: it now counts in this run
+            self._retrying.discard(line)
+            self._failed.discard(line)
+            self.counters.already_failed -= 1
         self._done.add(line)
 
     def _count_request(self, attempts: int, latency: float) -> None:
@@ -355,7 +418,7 @@ class BatchJob:
         self._recorded += 1
         counters.retries += max(attempts - 1, 0)
         counters.latency.add(latency)
-        counters.last_at = self._clock()
+        counters.note_request(self._clock(), latency)
         if self.progress is not None:
             self.progress.update(counters)
 
@@ -371,6 +434,15 @@ class BatchJob:
                 self.progress.update(self.counters)
         if self._on_problem is not None:
             self._on_problem(problem)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the job's secrets replaced by ``[redacted]``, for printing."""
+        return self._scrubber.text(text)
+
+    def stop(self, reason: str) -> None:
+        """Note that the job stops before its end, and why (shown by the summary)."""
+        with self._lock:
+            self.counters.stopped = self.scrub(reason)
 
     @property
     def in_flight(self) -> int:

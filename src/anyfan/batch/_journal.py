@@ -11,11 +11,12 @@ guards against the machine itself going down.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import JobLocked
 from ._records import RecordHead, read_head
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 _CHUNK: Final = 1 << 16
+_KEEP: Final = 1 << 16  # line numbers kept before pruning those not repeated
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,10 @@ class Journal:
         self.path = path
         self._policy = fsync
         self._clock = clock
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0))
+        # 0o644 minus the umask, like any data file (without a mode it would be 0o777).
+        self._fd = os.open(
+            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644
+        )
         try:
             _lock(self._fd, path)
         except BaseException:
@@ -185,3 +190,39 @@ class Journal:
             return False
         mine = os.fstat(self._fd)
         return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def read_results(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Yield the result of each input line in a results file, once, superseded records left out.
+
+    A results file is a journal: ``--retry-failed`` (``retry_failed=True``)
+    appends a line's new record after its error instead of rewriting the
+    file. The rule is that a line's last record is its result. This reads the
+    file twice: first the line numbers, to find the few lines answered more
+    than once, then the records, yielding each line's last one, in file order.
+
+    Raises:
+        JournalError: A line is not a result record; the message names it.
+    """
+    from ._bitmap import Bitmap
+
+    seen, repeated = Bitmap(), Bitmap()
+    last: dict[int, int] = {}
+    limit = _KEEP
+    with open(path, "rb", buffering=1 << 20) as f:
+        for number, raw in enumerate(f, 1):
+            line = read_head(raw, f"{path}, line {number},").line
+            if not seen.add(line):
+                repeated.add(line)
+            last[line] = number  # pruned below to the lines seen more than once
+            if len(last) > limit:
+                last = {k: v for k, v in last.items() if k in repeated}
+                limit = max(_KEEP, 2 * len(last))
+    last = {k: v for k, v in last.items() if k in repeated}
+    with open(path, "rb", buffering=1 << 20) as f:
+        for number, raw in enumerate(f, 1):
+            record = json.loads(raw)
+            line = record["line"]
+            if line in repeated and last[line] != number:
+                continue
+            yield record

@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 from ._errors import JournalError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
+
+#: What a secret is replaced with.
+REDACTED: Final = "[redacted]"
 
 _HEAD: Final = re.compile(
     rb'\{"line":([1-9][0-9]*),"custom_id":(?:null|"(?:[^"\\]|\\.)*"),'
@@ -167,3 +170,65 @@ def read_head(raw: bytes, where: str) -> RecordHead:
     if isinstance(obj.get("error"), dict):
         return RecordHead(line, False)
     raise JournalError(f"{where} has neither a 'response' nor an 'error': not a line anyfan wrote")
+
+
+def _scrub_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, list):
+        return [_scrub_value(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {_scrub_value(k, secrets): _scrub_value(v, secrets) for k, v in value.items()}
+    return value
+
+
+class Scrubber:
+    """Takes secrets (the API key, a URL's password) out of result lines and messages.
+
+    A line is searched for each secret as it would appear in JSON; only a line
+    holding one is decoded, cleaned string by string (so the line stays valid
+    JSON whatever the secret is) and encoded again. The ``line`` and
+    ``custom_id`` are the caller's own and are kept.
+
+    Args:
+        secrets: The texts never to write; empty ones are ignored.
+    """
+
+    __slots__ = ("_forms", "_secrets")
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so that a secret holding another is replaced whole.
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        forms: set[bytes] = set()
+        for secret in self._secrets:
+            forms.add(secret.encode("utf-8", "backslashreplace"))
+            forms.add(encode_basestring(secret)[1:-1].encode("utf-8", "backslashreplace"))
+            forms.add(json.dumps(secret)[1:-1].encode())
+        self._forms = tuple(forms)
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret replaced by ``[redacted]``."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def line(self, data: bytes) -> bytes:
+        """A result line with every secret in its response or error replaced."""
+        if not any(form in data for form in self._forms):
+            return data
+        try:
+            record = json.loads(data)
+        except (ValueError, RecursionError):  # never a line this module wrote; be safe anyway
+            return self.text(data.decode("utf-8", "replace")).encode()
+        if not isinstance(record, dict):
+            return self.text(data.decode("utf-8", "replace")).encode()
+        cleaned = {
+            k: v if k in ("line", "custom_id") else _scrub_value(v, self._secrets)
+            for k, v in record.items()
+        }
+        return (_dumps(cleaned) + "\n").encode("utf-8", "backslashreplace")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import JournalError
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 FORMAT: Final = "anyfan-batch-state"
 VERSION: Final = 1
 SUFFIX: Final = ".anyfan.json"
+KEY_BYTES: Final = 32
 
 
 def state_path(output: Path) -> Path:
@@ -57,11 +59,53 @@ def read_state(path: Path) -> dict[str, Any] | None:
     return state
 
 
-def write_state(path: Path, input_fp: dict[str, Any], options: dict[str, Any]) -> None:
-    """Replace the state at ``path`` atomically."""
-    state = {"format": FORMAT, "version": VERSION, "input": input_fp, "options": options}
+def state_key(path: Path) -> bytes:
+    """The key of the keyed hashes stored at ``path``: the one it holds, or a new random one.
+
+    Keeping the key across runs is what lets a rerun compare a password's hash
+    without the password ever being stored.
+    """
+    try:
+        state = read_state(path)
+    except JournalError:
+        state = None
+    text = state.get("key") if state is not None else None
+    if isinstance(text, str):
+        with contextlib.suppress(ValueError):
+            key = bytes.fromhex(text)
+            if len(key) == KEY_BYTES:
+                return key
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def write_state(
+    path: Path,
+    input_fp: dict[str, Any],
+    options: dict[str, Any],
+    *,
+    hashes: dict[str, str] | None = None,
+    key: bytes | None = None,
+) -> None:
+    """Replace the state at ``path`` atomically (readable by its owner only).
+
+    ``hashes`` are keyed hashes of the secrets in the options, made with ``key``.
+    """
+    state: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "input": input_fp,
+        "options": options,
+    }
+    if hashes:
+        state["secrets"] = hashes
+    if key is not None:
+        state["key"] = key.hex()
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    # Owner-only (0o600): the state is the job's own, and names the base URL.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+    if hasattr(os, "fchmod"):  # a leftover .tmp keeps its old mode through O_CREAT
+        os.fchmod(fd, 0o600)
+    with open(fd, "wb") as f:
         f.write(json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
         f.flush()
         os.fsync(f.fileno())

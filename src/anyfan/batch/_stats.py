@@ -7,6 +7,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from ._causes import Cause
+
+#: The exit code of a job stopped by a failure of the whole job (billing, auth).
+EXIT_STOPPED: Final = 3
 _FLOOR: Final = 1e-6  # seconds; anything shorter counts as zero
 _ZERO: Final = -(1 << 30)  # the bucket of those
 
@@ -94,7 +98,15 @@ class Counters:
         tokens: Tokens the responses reported using (``usage.total_tokens``).
         first_at: Clock time the first request was handed out, if any.
         last_at: Clock time of the latest result, if any.
+        first_start: Earliest clock time a recorded request was first sent
+            (its result's time less its latency), if any.
+        last_start: Latest such time, if any.
         latency: This run's request latencies.
+        causes: This run's failures by cause (see `anyfan.batch._causes`), in
+            the order first seen.
+        stopped: Why the job was stopped before its end, if it was.
+        burst: Requests the rate limit lets start at once (the sender sets it),
+            for measuring the pace: they are not intervals of it.
     """
 
     already_ok: int = 0
@@ -109,7 +121,29 @@ class Counters:
     tokens: int = 0
     first_at: float | None = None
     last_at: float | None = None
+    first_start: float | None = None
+    last_start: float | None = None
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    causes: dict[str, Cause] = field(default_factory=dict)
+    stopped: str | None = None
+    burst: float = 1.0
+
+    def note_cause(self, cause: str, message: str) -> None:
+        """Count one failure of this run under ``cause``, keeping the first message."""
+        seen = self.causes.get(cause)
+        if seen is None:
+            self.causes[cause] = Cause(1, message)
+        else:
+            seen.count += 1
+
+    def note_request(self, now: float, latency: float) -> None:
+        """Note a request's result at clock time ``now``, ``latency`` seconds after it was sent."""
+        self.last_at = now
+        start = now - max(latency, 0.0)
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
+        if self.last_start is None or start > self.last_start:
+            self.last_start = start
 
     @property
     def already_done(self) -> int:
@@ -137,6 +171,21 @@ class Counters:
         if self.first_at is not None and self.last_at is not None:
             elapsed = max(self.last_at - self.first_at, 0.0)
         sent = self.ok + self.failed
+        requests_per_minute = tokens_per_minute = None
+        span = 0.0
+        if self.first_start is not None and self.last_start is not None:
+            span = self.last_start - self.first_start
+        if self.first_start is not None:
+            # Fencepost: n requests paced at a steady rate, the first `burst` of them at
+            # once, are n - burst intervals apart, and the last one's latency is no part of
+            # the pace the server sees. One request (or all at one instant) has no rate.
+            intervals = sent - max(self.burst, 1.0)
+            if intervals > 0 and span > 0:
+                requests_per_minute = 60 * intervals / span
+                tokens_per_minute = 60 * self.tokens * intervals / sent / span
+        elif elapsed > 0:  # only the totals are known (counters filled in by hand)
+            requests_per_minute = 60 * sent / elapsed
+            tokens_per_minute = 60 * self.tokens / elapsed
         return BatchSummary(
             ok=self.ok,
             failed=self.failed,
@@ -152,8 +201,10 @@ class Counters:
             p50=self.latency.quantile(0.50),
             p95=self.latency.quantile(0.95),
             p99=self.latency.quantile(0.99),
-            requests_per_minute=60 * sent / elapsed if elapsed > 0 else None,
-            tokens_per_minute=60 * self.tokens / elapsed if elapsed > 0 else None,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            causes=tuple((name, c.count, c.message) for name, c in self.causes.items()),
+            stopped=self.stopped,
         )
 
 
@@ -176,8 +227,12 @@ class BatchSummary:
         p50: Median request latency in seconds (``None``: no requests).
         p95: 95th percentile latency in seconds.
         p99: 99th percentile latency in seconds.
-        requests_per_minute: Requests answered per minute (``None``: no time passed).
-        tokens_per_minute: Tokens used per minute.
+        requests_per_minute: Requests sent per minute: the intervals between
+            the first and the last request's first send, over that span
+            (``None``: no time passed).
+        tokens_per_minute: Tokens used per minute, over the same span.
+        causes: This run's failures by cause: ``(cause, count, first message)``.
+        stopped: Why the job stopped before its end, or ``None``.
     """
 
     ok: int
@@ -196,6 +251,8 @@ class BatchSummary:
     p99: float | None
     requests_per_minute: float | None
     tokens_per_minute: float | None
+    causes: tuple[tuple[str, int, str], ...] = ()
+    stopped: str | None = None
 
     @property
     def total_ok(self) -> int:
@@ -209,7 +266,9 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when every line was answered successfully, else 1."""
+        """0: every line answered with success; `EXIT_STOPPED`: stopped early; else 1."""
+        if self.stopped is not None:
+            return EXIT_STOPPED
         return 1 if self.total_failed else 0
 
     def format(self, *, rpm_limit: float | None = None, tpm_limit: float | None = None) -> str:
@@ -233,6 +292,8 @@ class BatchSummary:
         lines.append(
             f"  failed  {self.total_failed:>12,}" + (f"  ({', '.join(details)})" if details else "")
         )
+        for cause, count, message in self.causes:
+            lines.append(f"    {count:>10,}  {cause}" + (f": {message}" if message else ""))
         if self.p50 is not None and self.p95 is not None and self.p99 is not None:
             lines.append(
                 f"  latency p50 {format_seconds(self.p50)}, p95 {format_seconds(self.p95)}, "
@@ -245,6 +306,8 @@ class BatchSummary:
             rates.append(_rate(self.tokens_per_minute, tpm_limit, "TPM"))
         rates += [f"{self.retries:,} retries", f"{self.rate_limited:,} x 429"]
         lines.append("  " + ", ".join(rates))
+        if self.stopped is not None:
+            lines.append(f"  stopped: {self.stopped}")
         return "\n".join(lines)
 
 

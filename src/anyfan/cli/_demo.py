@@ -25,10 +25,9 @@ import anyio
 
 import anyfan
 
-from ..batch import BatchJob
+from ..batch import BatchJob, SendSettings, send
 from ..transport import choose_client, open_transport
 from ._run import run_on
-from ._sender import SendSettings, send_job
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -135,7 +134,7 @@ def batch_path(
     source.write_text("".join(json.dumps(request_body(p)) + "\n" for p in prompts))
     settings = SendSettings(base_url, _headers(key), concurrency=concurrency, rpm=rpm)
     with BatchJob.open(source, results, {"base_url": base_url}, restart=True) as job:
-        run_on("asyncio", send_job, job, settings)
+        run_on("asyncio", send, job, settings)
         limited = job.counters.rate_limited
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     lines.sort(key=lambda result: result["line"])

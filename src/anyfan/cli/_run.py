@@ -1,12 +1,14 @@
 """``anyfan run REQUESTS.jsonl -o RESULTS.jsonl``: answer a file of requests, exactly once.
 
-The job machinery (resume, torn lines, duplicate ids, the summary) is
-`anyfan.batch`; the sending is `anyfan.cli._sender`. This module reads the
-options, checks them before anything is sent, and reports.
+A thin parser over `anyfan.batch`, which does the work (`anyfan.batch.run` is
+the same job from Python). This module reads the options, checks them before
+anything is sent, stops cleanly on SIGINT or SIGTERM, and reports.
 
 Exit codes: 0 when every line was answered with a 2xx response, 1 when any
 line ended as an error, 2 for a problem with the options or the files (nothing
-is sent), 130 when interrupted (rerun the same command to resume).
+is sent), 3 when the job was stopped by a failure of the whole job (a refused
+key, 401 or 403, or no quota left: fix it and rerun), 130 when interrupted
+(rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -15,27 +17,41 @@ import argparse
 import importlib.util
 import ipaddress
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+import anyio.abc
 
-from ..batch import DEFAULT_URL, DEFAULT_URLS, BatchError, BatchJob, count_lines, make_progress
-from ..openai._fan import DEFAULT_ATTEMPTS
-from ..transport import CLIENTS, choose_client
-from ._sender import SendSettings, scrub, send_until_signalled
+from ..batch import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    DEFAULT_URLS,
+    NOT_JSONL,
+    BatchError,
+    BatchJob,
+    JobStopped,
+    count_lines,
+    input_shape,
+    job_options,
+    make_progress,
+    redact_url,
+    scrub,
+    send,
+    send_settings,
+)
+from ..openai import DEFAULT_ATTEMPTS
+from ..transport import CLIENTS, DEFAULT_MAX_RESPONSE_BYTES, choose_client
 
 if TYPE_CHECKING:
-    from ..batch import LineProblem, ProgressMode
+    from ..batch import LineProblem, ProgressMode, SendSettings
 
-DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
-DEFAULT_CONCURRENCY: Final = 100
-DEFAULT_TIMEOUT: Final = 600.0
-#: Sent when a local server is called without a key: local servers ignore it,
-#: and the simulator (like the real API) wants some bearer token.
-PLACEHOLDER_KEY: Final = "sk-anyfan-local-no-key"
 #: Problem lines printed before the rest are only counted.
 SHOWN_PROBLEMS: Final = 20
 EXIT_INTERRUPTED: Final = 130
@@ -119,6 +135,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="builtin or aiohttp (asyncio only), or httpx2/httpx (default: auto: builtin on "
         "asyncio, httpx2 or httpx on trio)",
     )
+    limits.add_argument(
+        "--max-response-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        metavar="N",
+        help="largest response body read; a larger one fails its line "
+        f"(default: {DEFAULT_MAX_RESPONSE_BYTES:,}, 64 MiB)",
+    )
     parser.add_argument(
         "--max-attempts",
         type=_positive_int,
@@ -142,6 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the existing results even though the input or options changed",
     )
     parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the requests whose result is an error; their new results supersede "
+        "the errors",
+    )
+    parser.add_argument(
         "--progress",
         choices=tuple(_PROGRESS),
         default="auto",
@@ -157,9 +187,13 @@ def check_base_url(url: str) -> str:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--base-url must be an http:// or https:// URL with a host, got {url!r}")
+        raise ValueError(
+            f"--base-url must be an http:// or https:// URL with a host, got {redact_url(url)[0]!r}"
+        )
     if parts.query or parts.fragment:
-        raise ValueError(f"--base-url cannot have a query or a fragment, got {url!r}")
+        raise ValueError(
+            f"--base-url cannot have a query or a fragment, got {redact_url(url)[0]!r}"
+        )
     return url.rstrip("/")
 
 
@@ -226,19 +260,53 @@ def run_on(backend: str, fn: Any, *args: Any) -> Any:
 
 
 def settings_from(args: argparse.Namespace, base_url: str, key: str | None) -> SendSettings:
-    """The `SendSettings` the options describe."""
-    token = key or PLACEHOLDER_KEY
-    return SendSettings(
+    """The `anyfan.batch.SendSettings` the options describe."""
+    return send_settings(
         base_url=base_url,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        api_key=key,
         concurrency=args.concurrency,
         rpm=args.rpm,
         tpm=args.tpm,
         max_attempts=args.max_attempts,
         timeout=args.timeout,
         client=args.http_client,
-        secret=key,
+        max_response_bytes=args.max_response_bytes,
     )
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+async def send_until_signalled(job: BatchJob, settings: SendSettings) -> bool:
+    """`anyfan.batch.send`, stopped cleanly by SIGINT or SIGTERM; return whether it was.
+
+    On the first signal the requests in flight are cancelled and what has
+    finished is already on disk; a second one interrupts at once.
+    """
+    interrupted = False
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        if _in_main_thread():
+
+            async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+                nonlocal interrupted
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    task_status.started()
+                    async for _ in signals:
+                        interrupted = True
+                        tg.cancel_scope.cancel()
+                        return
+
+            await tg.start(watch)  # the handlers are in place before any request goes out
+        try:
+            await send(job, settings)
+        except Exception as exc:  # re-raised as it is, not inside an ExceptionGroup
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return interrupted
 
 
 def _shown_client(name: str) -> str:
@@ -273,16 +341,17 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     settings = settings_from(args, base_url, key)
     problems = ProblemPrinter(sys.stderr, SHOWN_PROBLEMS)
-    options = {"base_url": base_url, "max_attempts": args.max_attempts}
     try:
         job = BatchJob.open(
             args.requests,
             args.output,
-            options,
+            job_options(settings),
             restart=args.restart,
             force=args.force,
             default_url=args.endpoint,
             on_problem=problems,
+            secrets=[key] if key else [],
+            retry_failed=args.retry_failed,
         )
     except BatchError as exc:
         return _fail(scrub(str(exc), key))
@@ -292,6 +361,12 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     interrupted = False
     try:
+        shape = input_shape(args.requests)
+        if shape == "empty":
+            print(f"anyfan run: {args.requests} is empty: nothing to send", file=sys.stderr)
+        elif shape is not None:
+            kind = "a JSON array" if shape == "array" else "pretty-printed JSON"
+            print(f"anyfan run: {args.requests} looks like {kind}: {NOT_JSONL}", file=sys.stderr)
         if job.repaired_bytes:
             print(
                 f"anyfan run: cut a torn last line ({job.repaired_bytes:,} bytes) off "
@@ -315,17 +390,24 @@ def main(args: argparse.Namespace) -> int:
             flush=True,
         )
         interrupted = bool(run_on(args.backend, send_until_signalled, job, settings))
+    except JobStopped:
+        pass  # the summary says why, and the exit code is EXIT_STOPPED
     except KeyboardInterrupt:
         interrupted = True
     except OSError as exc:  # writing the results failed (a full disk, say); they stay whole
-        job.close()
         return _fail(f"{args.output}: {exc.strerror or exc}", 1)
     finally:
         job.close()
     problems.finish()
     summary = job.summary()
     print(summary.format(rpm_limit=args.rpm, tpm_limit=args.tpm), flush=True)
-    if interrupted:
+    if summary.stopped is not None:
+        print(
+            f"anyfan run: stopped: {summary.stopped}. Every finished result is in "
+            f"{args.output}; fix the cause and rerun the same command to send the rest",
+            file=sys.stderr,
+        )
+    elif interrupted:
         print(
             "anyfan run: interrupted; every finished result is in "
             f"{args.output}: rerun the same command to resume",

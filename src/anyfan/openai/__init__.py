@@ -7,11 +7,21 @@ this module: exceptions and responses are recognised by shape.
 """
 
 from ._classify import Verdict, classify_exception, classify_response, delay_hint, is_retryable
-from ._cost import estimate_tokens, prompt_tokens
-from ._fan import blocking_fan, fan, follow_headers, openai_retry, request_limits
+from ._cost import DEFAULT_MAX_TOKENS, estimate_tokens, max_output_tokens, prompt_tokens
+from ._fan import (
+    DEFAULT_ATTEMPTS,
+    blocking_fan,
+    fan,
+    follow_headers,
+    observe_rate_limits,
+    openai_retry,
+    request_limits,
+)
 from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 
 __all__ = [
+    "DEFAULT_ATTEMPTS",
+    "DEFAULT_MAX_TOKENS",
     "RateLimitHeaders",
     "Verdict",
     "blocking_fan",
@@ -22,6 +32,8 @@ __all__ = [
     "fan",
     "follow_headers",
     "is_retryable",
+    "max_output_tokens",
+    "observe_rate_limits",
     "openai_retry",
     "parse_go_duration",
     "prompt_tokens",

@@ -5,13 +5,20 @@ from __future__ import annotations
 import inspect
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 from .._core import Fan, Rate, Retry, check_int, check_optional_number
 from ..blocking import Fan as BlockingFan
 from ._classify import delay_hint, is_retryable
-from ._cost import DEFAULT_MAX_TOKENS, charged_tokens, estimate_tokens, usage_of, warm_up
+from ._cost import (
+    DEFAULT_MAX_TOKENS,
+    charged_tokens,
+    estimate_tokens,
+    max_output_tokens,
+    usage_of,
+    warm_up,
+)
 from ._headers import count, header, parse_go_duration
 
 log = logging.getLogger("anyfan.openai")
@@ -29,11 +36,15 @@ def request_limits(
     tpm: float | None = None,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     charge: Charge = "reserved",
+    body: Callable[[Any], Mapping[str, Any]] | None = None,
+    usage: Callable[[Any], Mapping[str, int] | None] | None = None,
 ) -> tuple[Rate | None, Rate | None]:
     """The RPM and TPM `Rate` objects for requests given as keyword dicts.
 
     The TPM rate charges each request its `estimate_tokens` up front and
-    settles it from the response's ``usage`` once it returns.
+    settles it from the response's ``usage`` once it returns. A response (or
+    error, where the engine passes it) with a 4xx status other than 429 was
+    rejected without doing the work, and is settled at no cost.
     ``charge="reserved"`` (OpenAI's rule) settles a call at its reported prompt
     tokens plus the output budget it reserved; ``"usage"`` settles at the
     tokens really used, for providers that bill only what was generated.
@@ -43,6 +54,11 @@ def request_limits(
         tpm: Tokens per minute, or ``None`` for no token limit.
         default_max_tokens: Output budget of a chat request that sets no ``max_tokens``.
         charge: How a finished call is charged: ``"reserved"`` or ``"usage"``.
+        body: Turns an item into its request's keyword dict, when items are
+            something else (`anyfan.batch` passes its lines this way).
+        usage: Reads a result's ``usage`` counts (``prompt_tokens``,
+            ``total_tokens``, ...), or ``None`` where it has none; by default
+            from an SDK response or a dict.
 
     Returns:
         ``(requests, tokens)``: each a `Rate`, or ``None`` where no limit was given.
@@ -58,19 +74,32 @@ def request_limits(
     if charge not in ("reserved", "usage"):
         raise ValueError(f"charge must be 'reserved' or 'usage', got {charge!r}")
 
-    def cost(request: Mapping[str, Any]) -> int:
-        return estimate_tokens(request, default_max_tokens)
+    as_body = body or _identity
+    read_usage = usage or usage_of
 
-    def actual(request: Mapping[str, Any], result: object) -> int:
+    def cost(item: Any) -> int:
+        return estimate_tokens(as_body(item), default_max_tokens)
+
+    def actual(item: Any, result: object) -> int:
+        if _rejected(result):
+            return 0
+        request = as_body(item)
         if charge == "usage":
-            usage = usage_of(result)
-            if usage is not None and "total_tokens" in usage:
-                return usage["total_tokens"]
-        else:
+            counts = read_usage(result)
+            if counts is not None and "total_tokens" in counts:
+                return counts["total_tokens"]
+        elif usage is None:
             charged = charged_tokens(request, result, default_max_tokens)
             if charged is not None:
                 return charged
-        return cost(request)
+        else:
+            counts = read_usage(result)
+            prompt = None if counts is None else counts.get("prompt_tokens")
+            if prompt is None and counts is not None:
+                prompt = counts.get("input_tokens")  # the Responses API's name
+            if prompt is not None:
+                return prompt + max_output_tokens(request, default_max_tokens)
+        return estimate_tokens(request, default_max_tokens)
 
     requests = None if requests_per_minute is None else Rate(requests_per_minute, per=60)
     tokens = None
@@ -78,6 +107,16 @@ def request_limits(
         warm_up()  # tiktoken's encoding loads here, not in the first call's event loop
         tokens = Rate(tokens_per_minute, per=60, cost=cost, actual=actual)
     return requests, tokens
+
+
+def _rejected(result: object) -> bool:
+    """Whether ``result`` is an HTTP 4xx other than 429: rejected without doing the work."""
+    status = getattr(result, "status_code", None)
+    return type(status) is int and 400 <= status < 500 and status != 429
+
+
+def _identity(item: Any) -> Any:
+    return item
 
 
 def openai_retry(attempts: int = DEFAULT_ATTEMPTS, **options: Any) -> Retry:
@@ -258,14 +297,7 @@ class _HeaderObserver:
         tokens = None if self._tokens is None else self._tokens()
         if requests is None and tokens is None:
             return  # its Fans are gone; the hook is pruned when the next one is installed
-        requests_left, requests_reset, tokens_left, tokens_reset = _calibration(response.headers)
-        for rate, left, reset in (
-            (requests, requests_left, requests_reset),
-            (tokens, tokens_left, tokens_reset),
-        ):
-            remaining = None if left is None else count(left)
-            if rate is not None and remaining is not None:
-                rate.observe(remaining, None if reset is None else parse_go_duration(reset))
+        observe_rate_limits(response.headers, requests=requests, tokens=tokens)
 
 
 #: The headers that calibrate the rates, in the order `_calibration` returns them.
@@ -293,6 +325,47 @@ def _calibration(headers: Any) -> list[str | None]:
         if slot is not None:
             values[slot] = value.decode("latin-1")
     return values
+
+
+def observe_rate_limits(
+    headers: Any, *, requests: Rate | None, tokens: Rate | None, now: float | None = None
+) -> None:
+    """Correct the rates from one response's ``x-ratelimit-*`` headers.
+
+    The one rule for when headers correct a `Rate` (every caller in anyfan
+    uses this function): a response corrects a rate only when its
+    ``remaining`` header says less than one second's share of that rate is
+    left (``remaining < rate.rate``). Then `anyfan.Rate.observe` takes in
+    ``remaining`` and ``reset`` and holds admissions back as far as the
+    provider's count requires. Above that the local pacing is the stricter
+    one, so nothing changes, and a long ``reset`` with plenty left (a
+    per-day window, say) cannot stall a per-minute pace. Missing or
+    malformed headers are skipped.
+
+    Args:
+        headers: The response's headers (httpx, aiohttp, or a mapping).
+        requests: The RPM rate, or ``None``.
+        tokens: The TPM rate, or ``None``.
+        now: When the response arrived; by default the event loop's clock.
+    """
+    if isinstance(getattr(headers, "raw", None), list):
+        values = _calibration(headers)
+
+        def get(slot: int) -> str | None:
+            return values[slot]
+    else:
+
+        def get(slot: int) -> str | None:
+            return header(headers, _CALIBRATION[slot])
+
+    for rate, slot in ((requests, 0), (tokens, 2)):
+        if rate is None:
+            continue
+        left = get(slot)
+        remaining = None if left is None else count(left)
+        if remaining is not None and remaining < rate.rate:
+            reset = get(slot + 1)
+            rate.observe(remaining, None if reset is None else parse_go_duration(reset), now=now)
 
 
 def follow_headers(client: Any, *, requests: Rate | None, tokens: Rate | None) -> bool:

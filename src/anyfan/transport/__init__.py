@@ -12,16 +12,27 @@ is true times each request itself; otherwise the caller must.
 """
 
 from ._open import CLIENTS, ClientName, Transport, choose_client, open_transport, running_backend
-from ._response import ConnectionFailed, HttpResponse, HttpStatusError, RequestTimeout
+from ._response import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ConnectionFailed,
+    HttpResponse,
+    HttpStatusError,
+    RequestTimeout,
+    ResponseTooLarge,
+    check_max_response_bytes,
+)
 
 __all__ = [
     "CLIENTS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "ClientName",
     "ConnectionFailed",
     "HttpResponse",
     "HttpStatusError",
     "RequestTimeout",
+    "ResponseTooLarge",
     "Transport",
+    "check_max_response_bytes",
     "choose_client",
     "open_transport",
     "running_backend",

@@ -2,7 +2,10 @@
 
 Responses are framed by ``Content-Length``, chunked encoding or the end of the
 connection; interim (1xx) responses are skipped. Parsing is plain string work
-on the head, which arrives in one piece nearly always.
+on the head, which arrives in one piece nearly always. Received bytes go into
+a ``bytearray`` consumed from the front (as h11's receive buffer does), so a
+large body costs time linear in its size, however many reads it takes. A body
+larger than ``max_body`` fails the exchange as soon as that is known.
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ import contextlib
 import socket
 from typing import Any, Final
 
-from ._response import ConnectionFailed, HttpResponse, RequestTimeout
+from ._response import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ConnectionFailed,
+    HttpResponse,
+    RequestTimeout,
+    ResponseTooLarge,
+)
 
 #: A response head larger than this is refused (real ones are a few KiB).
 MAX_HEAD: Final = 1 << 16
@@ -36,16 +45,27 @@ class Headers(dict[str, str]):
         return isinstance(key, str) and dict.__contains__(self, key.lower())
 
 
+def _take(buffer: bytearray, start: int, end: int) -> bytes:
+    """``buffer[start:end]`` as bytes, copied once."""
+    with memoryview(buffer) as view:
+        return bytes(view[start:end])
+
+
 class Connection(asyncio.Protocol):
-    """One keep-alive connection; one exchange at a time."""
+    """One keep-alive connection; one exchange at a time.
+
+    Args:
+        max_body: The largest response body accepted, in bytes.
+    """
 
     transport: asyncio.Transport
 
-    def __init__(self) -> None:
+    def __init__(self, max_body: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.closed = False
         self.idle_since = 0.0
+        self.max_body = max_body
         self._waiter: asyncio.Future[HttpResponse] | None = None
-        self._buffer = b""
+        self._buffer = bytearray()
         self._reset_response()
 
     def _reset_response(self) -> None:
@@ -54,6 +74,7 @@ class Connection(asyncio.Protocol):
         self._length = -1  # -1: chunked or until the connection closes
         self._chunked = False
         self._parts: list[bytes] = []
+        self._body_size = 0  # bytes in _parts
         self._keep_alive = True
 
     # -- asyncio.Protocol ---------------------------------------------------------
@@ -71,10 +92,10 @@ class Connection(asyncio.Protocol):
         if self._waiter is None:  # nothing was asked: the connection is out of step
             self.abort()
             return
-        self._buffer = self._buffer + data if self._buffer else data
+        self._buffer += data  # amortised O(1): the buffer is consumed from the front
         try:
             response = self._parse()
-        except ProtocolError as exc:
+        except (ProtocolError, ResponseTooLarge) as exc:
             self._fail(exc)
             self.abort()
             return
@@ -93,7 +114,7 @@ class Connection(asyncio.Protocol):
         if self._waiter is None:
             return
         if self._headers is not None and self._length < 0 and not self._chunked:
-            self._parts.append(self._buffer)
+            self._parts.append(bytes(self._buffer))
             waiter, self._waiter = self._waiter, None
             if not waiter.done():
                 waiter.set_result(self._response())
@@ -148,13 +169,17 @@ class Connection(asyncio.Protocol):
             return None
         if self._chunked:
             return self._parse_chunks()
+        buffer = self._buffer
         if self._length < 0:  # until the connection closes
+            if len(buffer) > self.max_body:
+                raise ResponseTooLarge(self.max_body)
             return None
-        if len(self._buffer) < self._length:
+        if len(buffer) < self._length:
             return None
-        body, self._buffer = self._buffer[: self._length], self._buffer[self._length :]
-        self._parts.append(body)
-        if self._buffer:  # more than was asked for: the connection is out of step
+        length = self._length
+        self._parts.append(_take(buffer, 0, length))
+        del buffer[:length]
+        if buffer:  # more than was asked for: the connection is out of step
             self._keep_alive = False
         return self._response()
 
@@ -167,7 +192,7 @@ class Connection(asyncio.Protocol):
                     raise ProtocolError("response head too large")
                 return False
             lines = buffer[:end].decode("latin-1").split("\r\n")
-            self._buffer = buffer[end + 4 :]
+            del buffer[: end + 4]
             version, _, rest = lines[0].partition(" ")
             code = rest[:3]
             if not version.startswith("HTTP/1.") or not code.isdigit():
@@ -200,36 +225,45 @@ class Connection(asyncio.Protocol):
             if not length.isdigit():
                 raise ProtocolError(f"bad Content-Length: {length[:20]!r}")
             self._length = int(length)
+            if self._length > self.max_body:
+                raise ResponseTooLarge(self.max_body)
         else:
             self._keep_alive = False
         return True
 
     def _parse_chunks(self) -> HttpResponse | None:
         buffer = self._buffer
-        while True:
-            line_end = buffer.find(b"\r\n")
-            if line_end < 0:
-                break
-            size_text = buffer[:line_end].split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size: {size_text[:20]!r}") from None
-            if size == 0:  # the last chunk, then trailers (usually none) and a blank line
-                end = buffer.find(b"\r\n\r\n", line_end)
-                if end < 0:
-                    break
-                self._buffer = buffer[end + 4 :]
-                if self._buffer:
-                    self._keep_alive = False
-                return self._response()
-            start = line_end + 2
-            if len(buffer) < start + size + 2:
-                break
-            self._parts.append(buffer[start : start + size])
-            buffer = buffer[start + size + 2 :]
-        self._buffer = buffer
-        return None
+        pos = 0  # what is before it is parsed; cut off once, on the way out
+        try:
+            while True:
+                line_end = buffer.find(b"\r\n", pos)
+                if line_end < 0:
+                    if len(buffer) - pos > MAX_HEAD:
+                        raise ProtocolError("chunk size line too long")
+                    return None
+                size_text = bytes(buffer[pos:line_end]).split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise ProtocolError(f"bad chunk size: {size_text[:20]!r}") from None
+                if size == 0:  # the last chunk, then trailers (usually none) and a blank line
+                    end = buffer.find(b"\r\n\r\n", line_end)
+                    if end < 0:
+                        return None
+                    pos = end + 4
+                    if len(buffer) > pos:
+                        self._keep_alive = False
+                    return self._response()
+                if self._body_size + size > self.max_body:
+                    raise ResponseTooLarge(self.max_body)
+                start = line_end + 2
+                if len(buffer) < start + size + 2:
+                    return None
+                self._parts.append(_take(buffer, start, start + size))
+                self._body_size += size
+                pos = start + size + 2
+        finally:
+            del buffer[:pos]
 
     def _response(self) -> HttpResponse:
         assert self._headers is not None

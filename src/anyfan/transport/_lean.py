@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ._http11 import Connection
-from ._response import ConnectionFailed, HttpResponse, RequestTimeout
+from ._response import DEFAULT_MAX_RESPONSE_BYTES, ConnectionFailed, HttpResponse, RequestTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -66,15 +66,22 @@ class LeanTransport:
         headers: Headers sent with every request (the key among them).
         concurrency: Connections kept open at most.
         timeout: Seconds a request may take in all, connecting included, or ``None``.
+        max_response_bytes: The largest response body read; past it the
+            request fails with `ResponseTooLarge` and its connection is dropped.
     """
 
     name = "built-in"
     handles_timeout = True
 
     def __init__(
-        self, headers: Mapping[str, str], concurrency: int, timeout: float | None = None
+        self,
+        headers: Mapping[str, str],
+        concurrency: int,
+        timeout: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._headers = dict(headers)
+        self._max_body = max_response_bytes
         self._limit = concurrency
         self._timeout = timeout
         self._targets: dict[str, Target] = {}
@@ -92,6 +99,7 @@ class LeanTransport:
         Raises:
             ConnectionFailed: No complete response (refused, reset, cut off, garbled).
             RequestTimeout: None within the timeout.
+            ResponseTooLarge: The body is larger than ``max_response_bytes``.
         """
         target = self._targets.get(url)
         if target is None:
@@ -152,7 +160,7 @@ class LeanTransport:
         try:
             async with asyncio.timeout_at(deadline):
                 _, connection = await self._loop.create_connection(
-                    Connection,
+                    lambda: Connection(self._max_body),
                     target.host,
                     target.port,
                     ssl=tls,

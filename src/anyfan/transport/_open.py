@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 import anyio.lowlevel
 
+from ._response import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
@@ -80,6 +82,7 @@ async def open_transport(
     *,
     client: ClientName = "auto",
     timeout: float | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> AsyncIterator[Transport]:
     """Open a client for the running event loop, with ``concurrency`` connections at most.
 
@@ -90,21 +93,30 @@ async def open_transport(
         client: ``"auto"``, ``"builtin"``, ``"aiohttp"`` or ``"httpx"``; see `choose_client`.
         timeout: Seconds one request may take, for a transport that times
             requests itself (see ``Transport.handles_timeout``).
+        max_response_bytes: The largest response body read; past it a request
+            fails with `ResponseTooLarge` and its connection is dropped, so
+            memory stays bounded whatever a server sends.
+
+    Raises:
+        ValueError: ``max_response_bytes`` is not a positive int.
     """
+    check_max_response_bytes(max_response_bytes)
     name = choose_client(running_backend(), client)
     transport: Transport
     if name == "builtin":
         from ._lean import LeanTransport
 
-        transport = LeanTransport(headers, concurrency, timeout)
+        transport = LeanTransport(headers, concurrency, timeout, max_response_bytes)
     elif name == "aiohttp":
         from ._aiohttp import AiohttpTransport
 
-        transport = AiohttpTransport(headers, concurrency, timeout)
+        transport = AiohttpTransport(headers, concurrency, timeout, max_response_bytes)
     else:
         from ._httpx import HttpxTransport
 
-        transport = HttpxTransport(importlib.import_module(name), headers, concurrency)
+        transport = HttpxTransport(
+            importlib.import_module(name), headers, concurrency, max_response_bytes
+        )
     try:
         yield transport
     finally:

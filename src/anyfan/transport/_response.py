@@ -8,6 +8,9 @@ from typing import Any, Final
 
 #: Characters of a server's error message kept in an exception's text.
 _SHOWN: Final = 200
+#: The largest response body read by default: far above any API response, far
+#: below what would exhaust memory at a job's concurrency.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +110,32 @@ class ConnectionFailed(ConnectionError):
 
 class RequestTimeout(TimeoutError):
     """The whole response did not arrive within the transport's timeout."""
+
+
+class ResponseTooLarge(Exception):
+    """The response body grew past the transport's ``max_response_bytes``; it is not retried.
+
+    The connection is dropped as soon as the limit is passed, so a server
+    sending an endless body costs at most that many bytes of memory per
+    request in flight.
+
+    Attributes:
+        limit: The limit, in bytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the response body is larger than {limit:,} bytes (max_response_bytes); "
+            "it was not read to the end"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.limit,)
+
+
+def check_max_response_bytes(value: object) -> int:
+    """``value`` if it is a positive int; raise `ValueError` naming it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_response_bytes must be a positive int, got {value!r}")
+    return value

@@ -1,35 +1,45 @@
 """Sending a batch job's requests through a `Fan`, and recording each final outcome.
 
+`send` is what `anyfan.batch.run` and ``anyfan run`` use once the job is open.
+
 The hot path is kept lean: each request's body goes out as the bytes it was
 read as, each response body is written to the results as the bytes received,
 and only the ``usage`` numbers are picked out of it, without decoding the
 rest. Retries follow the OpenAI adapter's classification and ``Retry-After``;
-the RPM and TPM limits use its token estimate and follow the provider's
-``x-ratelimit-*`` headers.
+the RPM and TPM limits are its `anyfan.openai.request_limits`, corrected by the
+provider's ``x-ratelimit-*`` headers through `anyfan.openai.observe_rate_limits`.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-import anyio
-import anyio.abc
-
-from .._core import Fan, Rate
-from ..batch import DEFAULT_URLS
-from ..openai import RateLimitHeaders, estimate_tokens, openai_retry
-from ..openai._cost import DEFAULT_MAX_TOKENS, max_output_tokens
-from ..transport import HttpResponse, HttpStatusError, open_transport
+from .. import Fan, Rate
+from ..openai import (
+    DEFAULT_ATTEMPTS,
+    classify_response,
+    observe_rate_limits,
+    openai_retry,
+    request_limits,
+)
+from ..transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    HttpResponse,
+    HttpStatusError,
+    ResponseTooLarge,
+    open_transport,
+)
+from ._causes import error_text
+from ._parse import DEFAULT_URLS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Iterator, Mapping
 
-    from .._core import Outcome
-    from ..batch import BatchJob, BatchRequest
+    from .. import Outcome
     from ..transport import ClientName
+    from ._job import BatchJob
+    from ._parse import BatchRequest
 
 _REDACTED: Final = "[redacted]"
 
@@ -49,6 +59,8 @@ class SendSettings:
         timeout: Seconds one attempt may take, or ``None``.
         client: The HTTP client: ``"auto"``, ``"builtin"``, ``"aiohttp"`` or ``"httpx"``.
         secret: Text never to be written anywhere (the API key), left out of the repr.
+        max_response_bytes: The largest response body read; past it the line
+            fails with a ``response_too_large`` error.
     """
 
     base_url: str
@@ -56,10 +68,11 @@ class SendSettings:
     concurrency: int = 100
     rpm: float | None = None
     tpm: float | None = None
-    max_attempts: int = 5
+    max_attempts: int = DEFAULT_ATTEMPTS
     timeout: float | None = 600.0
     client: ClientName = "auto"
     secret: str | None = field(default=None, repr=False)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 def endpoint_url(base_url: str, path: str) -> str:
@@ -111,76 +124,37 @@ def writable_as_is(raw: bytes) -> bool:
     return True
 
 
-def request_limits(
-    rpm: float | None, tpm: float | None, default_max_tokens: int = DEFAULT_MAX_TOKENS
-) -> tuple[Rate | None, Rate | None]:
-    """The RPM and TPM rates for batch requests, with the OpenAI adapter's token estimate.
+def batch_limits(rpm: float | None, tpm: float | None) -> tuple[Rate | None, Rate | None]:
+    """The RPM and TPM rates for a job's lines: `anyfan.openai.request_limits` on their bodies.
 
-    A request is charged its estimated prompt plus its ``max_tokens`` up front,
+    A line is charged its estimated prompt plus its ``max_tokens`` up front,
     then settled at the prompt tokens the response reports plus that same
-    output budget, the way the provider charges.
+    output budget, the way the provider charges. The prompt tokens are read
+    from the raw body without decoding it.
     """
-
-    def cost(request: BatchRequest) -> float:
-        return estimate_tokens(request.body, default_max_tokens)
-
-    def actual(request: BatchRequest, response: HttpResponse) -> float:
-        prompt = number_after(response.body, b"prompt_tokens")
-        if prompt is None:
-            return cost(request)
-        return prompt + max_output_tokens(request.body, default_max_tokens)
-
-    requests = None if rpm is None else Rate(rpm, per=60)
-    tokens = None if tpm is None else Rate(tpm, per=60, cost=cost, actual=actual)
-    return requests, tokens
+    return request_limits(rpm=rpm, tpm=tpm, body=_body_of, usage=_usage_of)
 
 
-def _remaining(headers: Any, name: str) -> float | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
+def _body_of(request: BatchRequest) -> Mapping[str, Any]:
+    return request.body
 
 
-def header_follower(requests: Rate | None, tokens: Rate | None) -> Callable[[Any], None] | None:
-    """A function feeding a response's ``x-ratelimit-*`` headers to the rates, if any.
-
-    The provider's count only matters once less than a second's share of a
-    limit is left (until then the local pacing is the stricter), so the rest
-    of the headers are parsed only then: most responses cost two lookups.
-    """
-    if requests is None and tokens is None:
-        return None
-    checks = [
-        (rate, f"x-ratelimit-remaining-{kind}", rate.rate)
-        for rate, kind in ((requests, "requests"), (tokens, "tokens"))
-        if rate is not None
-    ]
-
-    def follow(headers: Any) -> None:
-        for rate, name, share in checks:
-            remaining = _remaining(headers, name)
-            if remaining is not None and remaining < share:
-                seen = RateLimitHeaders.parse(headers)
-                reset = seen.reset_requests if rate is requests else seen.reset_tokens
-                rate.observe(remaining, reset)
-
-    return follow
+def _usage_of(response: HttpResponse) -> dict[str, int] | None:
+    prompt = number_after(response.body, b"prompt_tokens")
+    return None if prompt is None else {"prompt_tokens": prompt}
 
 
 def error_object(error: BaseException, secret: str | None) -> dict[str, str]:
     """The ``error`` recorded for a request that ended without a response."""
-    if isinstance(error, TimeoutError):
+    if isinstance(error, ResponseTooLarge):
+        code = "response_too_large"
+    elif isinstance(error, TimeoutError):
         code = "timeout"
     elif isinstance(error, ConnectionError):
         code = "connection_error"
     else:
         code = "client_error"
-    text = str(error) or type(error).__name__
-    return {"code": code, "message": scrub(f"{type(error).__name__}: {text}", secret)}
+    return {"code": code, "message": scrub(error_text(error), secret)}
 
 
 def record_outcome(
@@ -218,12 +192,44 @@ def record_outcome(
         )
 
 
+def rejected_for_good(response: HttpResponse) -> bool:
+    """Whether a 4xx response is final: the OpenAI adapter's classification would not retry it."""
+    return not classify_response(response.status, response.headers, response.json()).retry
+
+
+def admissible(
+    job: BatchJob, pending: Iterator[BatchRequest], tokens: Rate
+) -> Iterator[BatchRequest]:
+    """The requests of ``pending`` the token limit could ever admit; the rest fail at once.
+
+    A line estimated at more tokens than the limit allows in a whole period
+    would wait forever (and hold the lines behind it): it is recorded as a
+    ``cost_too_large`` error, naming its cost and the limit, and charged nothing.
+    """
+    limit = tokens.limit
+    for request in pending:
+        cost = tokens.cost_of(request)
+        if cost > limit:
+            job.record_error(
+                request,
+                {
+                    "code": "cost_too_large",
+                    "message": f"the request is estimated at {cost:,.0f} tokens, more than "
+                    f"the limit admits in a whole period ({limit:,.0f} per {tokens.per:g} s): "
+                    "lower its max_tokens or raise the limit",
+                },
+                attempts=0,
+            )
+        else:
+            yield request
+
+
 def make_fan(settings: SendSettings, *, timed: bool = True) -> tuple[Fan, Rate | None, Rate | None]:
     """The Fan that paces and retries the job's requests, and its two rates.
 
     ``timed=False`` leaves the timeout to the transport.
     """
-    requests, tokens = request_limits(settings.rpm, settings.tpm)
+    requests, tokens = batch_limits(settings.rpm, settings.tpm)
     fan = Fan(
         settings.concurrency,
         timeout=settings.timeout if timed else None,
@@ -236,64 +242,41 @@ def make_fan(settings: SendSettings, *, timed: bool = True) -> tuple[Fan, Rate |
     return fan, requests, tokens
 
 
-async def send_job(job: BatchJob, settings: SendSettings) -> None:
+async def send(job: BatchJob, settings: SendSettings) -> None:
     """Send every pending request of ``job`` and record its final outcome."""
     urls = {path: endpoint_url(settings.base_url, path) for path in DEFAULT_URLS}
     secret = settings.secret
     async with open_transport(
-        settings.headers, settings.concurrency, client=settings.client, timeout=settings.timeout
+        settings.headers,
+        settings.concurrency,
+        client=settings.client,
+        timeout=settings.timeout,
+        max_response_bytes=settings.max_response_bytes,
     ) as http:
         fan, requests, tokens = make_fan(settings, timed=not http.handles_timeout)
-        follow = header_follower(requests, tokens)
+        if requests is not None:  # the summary's rate leaves the first burst out of the pace
+            job.counters.burst = requests.burst
+        follow = requests is not None or tokens is not None
         post = http.post
         note_rate_limited = job.note_rate_limited
 
         async def attempt(request: BatchRequest) -> HttpResponse:
             response = await post(urls[request.url], request.body_bytes())
-            if follow is not None:
-                follow(response.headers)
+            if follow:
+                observe_rate_limits(response.headers, requests=requests, tokens=tokens)
             status = response.status
             if 200 <= status < 300:
                 return response
             if status == 429:
                 note_rate_limited()
+            elif 400 <= status < 500 and rejected_for_good(response):
+                # Rejected without doing the work: final, and `actual` settles it at no cost.
+                return response
             raise HttpStatusError(response)
 
-        async with fan.stream(attempt, job.pending()) as outcomes:
+        pending = job.pending()
+        if tokens is not None:
+            pending = admissible(job, pending, tokens)
+        async with fan.stream(attempt, pending) as outcomes:
             async for outcome in outcomes:
                 record_outcome(job, outcome, secret)
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-async def send_until_signalled(job: BatchJob, settings: SendSettings) -> bool:
-    """`send_job`, stopped cleanly by SIGINT or SIGTERM; return whether it was.
-
-    On the first signal the requests in flight are cancelled and what has
-    finished is already on disk; a second one interrupts at once.
-    """
-    interrupted = False
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        if _in_main_thread():
-
-            async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-                nonlocal interrupted
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    task_status.started()
-                    async for _ in signals:
-                        interrupted = True
-                        tg.cancel_scope.cancel()
-                        return
-
-            await tg.start(watch)  # the handlers are in place before any request goes out
-        try:
-            await send_job(job, settings)
-        except Exception as exc:  # re-raised as it is, not inside an ExceptionGroup
-            failure = exc
-        tg.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
-    return interrupted
