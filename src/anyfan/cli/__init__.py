@@ -13,7 +13,7 @@ import importlib.util
 import sys
 from typing import TYPE_CHECKING, Final, Protocol, cast
 
-from .._version import __version__
+from .. import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

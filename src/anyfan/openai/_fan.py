@@ -333,16 +333,13 @@ _CALIBRATION_SLOTS: Final = {name.encode(): slot for slot, name in enumerate(_CA
 
 
 def _calibration(headers: Any) -> list[str | None]:
-    """The `_CALIBRATION` headers' values (``None`` where absent), read in one pass.
+    """The `_CALIBRATION` headers' values (``None`` where absent), from httpx's raw list.
 
     Every response goes through this, so httpx's headers are scanned once as
     received rather than searched four times.
     """
-    raw = getattr(headers, "raw", None)
-    if not isinstance(raw, list):
-        return [header(headers, name) for name in _CALIBRATION]
     values: list[str | None] = [None, None, None, None]
-    for key, value in raw:
+    for key, value in headers.raw:
         slot = _CALIBRATION_SLOTS.get(key.lower())
         if slot is not None:
             values[slot] = value.decode("latin-1")

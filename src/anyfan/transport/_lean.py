@@ -15,7 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from .._version import __version__
+from .. import __version__
 from ._http11 import Connection
 from ._response import DEFAULT_MAX_RESPONSE_BYTES, ConnectionFailed, HttpResponse, RequestTimeout
 
