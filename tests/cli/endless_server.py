@@ -64,6 +64,18 @@ class EndlessServer:
                     if not got:
                         return
                     data += got
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                # Read the whole body: closing with unread bytes would reset the connection.
+                while len(body) < length:
+                    got = conn.recv(65536)
+                    if not got:
+                        return
+                    body += got
                 conn.sendall(_HEADS[self.framing])
                 piece = _PIECE
                 if self.framing == "chunked":

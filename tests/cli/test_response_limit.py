@@ -8,6 +8,7 @@ the line fails with a clear error instead of the job growing without bound.
 from __future__ import annotations
 
 import importlib.util
+import pickle
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -75,6 +76,24 @@ async def test_an_endless_body_fails_at_the_limit(
             with pytest.raises(ResponseTooLarge, match="larger than 1,048,576 bytes"):
                 await http.post(server.url + "/chat/completions", b"{}")
     assert server.sent < LIMIT + SLACK
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_body_under_the_limit_is_read_whole(client: Any, backend_name: str) -> None:
+    _skip_unless_runs_on(client, backend_name)
+    with EndlessServer("close", cap=3 * 65536) as server:  # framed by the end of the connection
+        async with open_transport({}, 2, client=client, max_response_bytes=LIMIT) as http:
+            response = await http.post(server.url + "/chat/completions", b"{}")
+    assert response.status == 200
+    assert response.body == b"x" * (3 * 65536)
+
+
+def test_the_error_pickles_with_its_limit() -> None:
+    error = pickle.loads(pickle.dumps(ResponseTooLarge(5000)))
+    assert isinstance(error, ResponseTooLarge)
+    assert error.limit == 5000
+    assert "larger than 5,000 bytes" in str(error)
 
 
 @pytest.mark.anyio

@@ -34,11 +34,16 @@ async def test_run_answers_every_line_and_resumes(sim: Simulator, tmp_path: Path
     assert len(read_results(out)) == 6
 
 
-def test_run_blocking_is_the_same_job(sim: Simulator, tmp_path: Path) -> None:
+def test_run_blocking_is_the_same_job(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = plain_requests(tmp_path / "in.jsonl", 4)
     out = tmp_path / "out.jsonl"
     with anyfan.blocking.Loop("asyncio") as loop:
-        summary = anyfan.batch.run_blocking(source, out, loop=loop, base_url=sim.url)
+        summary = anyfan.batch.run_blocking(
+            source, out, loop=loop, base_url=sim.url, progress="lines"
+        )
+    assert "4/4" in capsys.readouterr().err
     assert summary.exit_code == 0
     assert sorted(r["line"] for r in read_results(out)) == [1, 2, 3, 4]
 

@@ -196,6 +196,11 @@ async def test_connection_close_and_extra_bytes_end_reuse() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"y" * (_http11.MAX_HEAD + 10), "response head too large"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"1" * (_http11.MAX_HEAD + 10),
+            "chunk size line too long",
+        ),
     ],
 )
 async def test_garbled_responses_fail_the_request(reply: bytes, problem: str) -> None:

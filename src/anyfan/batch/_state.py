@@ -103,7 +103,7 @@ def write_state(
     tmp = path.with_name(path.name + ".tmp")
     # Owner-only (0o600): the state is the job's own, and names the base URL.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
-    if hasattr(os, "fchmod"):  # a leftover .tmp keeps its old mode through O_CREAT
+    if hasattr(os, "fchmod"):  # pragma: no branch - a leftover .tmp keeps its mode through O_CREAT
         os.fchmod(fd, 0o600)
     with open(fd, "wb") as f:
         f.write(json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")

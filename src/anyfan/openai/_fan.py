@@ -311,16 +311,13 @@ _CALIBRATION_SLOTS: Final = {name.encode(): slot for slot, name in enumerate(_CA
 
 
 def _calibration(headers: Any) -> list[str | None]:
-    """The `_CALIBRATION` headers' values (``None`` where absent), read in one pass.
+    """The `_CALIBRATION` headers' values (``None`` where absent), from httpx's raw list.
 
     Every response goes through this, so httpx's headers are scanned once as
     received rather than searched four times.
     """
-    raw = getattr(headers, "raw", None)
-    if not isinstance(raw, list):
-        return [header(headers, name) for name in _CALIBRATION]
     values: list[str | None] = [None, None, None, None]
-    for key, value in raw:
+    for key, value in headers.raw:
         slot = _CALIBRATION_SLOTS.get(key.lower())
         if slot is not None:
             values[slot] = value.decode("latin-1")
@@ -348,24 +345,25 @@ def observe_rate_limits(
         tokens: The TPM rate, or ``None``.
         now: When the response arrived; by default the event loop's clock.
     """
-    if isinstance(getattr(headers, "raw", None), list):
-        values = _calibration(headers)
+    # httpx's headers are scanned once as received; others are looked up by name.
+    values = _calibration(headers) if isinstance(getattr(headers, "raw", None), list) else None
+    if requests is not None:
+        _observe(requests, headers, values, 0, now)
+    if tokens is not None:
+        _observe(tokens, headers, values, 2, now)
 
-        def get(slot: int) -> str | None:
-            return values[slot]
-    else:
 
-        def get(slot: int) -> str | None:
-            return header(headers, _CALIBRATION[slot])
-
-    for rate, slot in ((requests, 0), (tokens, 2)):
-        if rate is None:
-            continue
-        left = get(slot)
-        remaining = None if left is None else count(left)
-        if remaining is not None and remaining < rate.rate:
-            reset = get(slot + 1)
-            rate.observe(remaining, None if reset is None else parse_go_duration(reset), now=now)
+def _observe(
+    rate: Rate, headers: Any, values: list[str | None] | None, slot: int, now: float | None
+) -> None:
+    """`observe_rate_limits` for one rate: ``slot`` is its remaining header's in `_CALIBRATION`."""
+    left = header(headers, _CALIBRATION[slot]) if values is None else values[slot]
+    if left is None:
+        return
+    remaining = count(left)
+    if remaining is not None and remaining < rate.rate:
+        reset = header(headers, _CALIBRATION[slot + 1]) if values is None else values[slot + 1]
+        rate.observe(remaining, None if reset is None else parse_go_duration(reset), now=now)
 
 
 def follow_headers(client: Any, *, requests: Rate | None, tokens: Rate | None) -> bool:
