@@ -1,17 +1,37 @@
 """First-class support for OpenAI and OpenAI-compatible APIs.
 
 `fan` builds a correctly configured `anyfan.Fan` in one line (`blocking_fan`
-its twin for sync code); the helpers below it are the pieces it is made of,
+its twin for sync code and notebooks), holding the client to call through as
+``fan.client``; the helpers below it are the pieces it is made of,
 for those who build their own. The openai package is not needed to import
 this module: exceptions and responses are recognised by shape.
 """
 
-from ._classify import Verdict, classify_exception, classify_response, delay_hint, is_retryable
-from ._cost import estimate_tokens, prompt_tokens
-from ._fan import blocking_fan, fan, follow_headers, openai_retry, request_limits
+from ._classify import (
+    Verdict,
+    classify_exception,
+    classify_response,
+    delay_hint,
+    is_retryable,
+    rejected_without_work,
+)
+from ._cost import estimate_tokens, prompt_tokens, settled_tokens
+from ._fan import (
+    DEFAULT_TIMEOUT,
+    OpenAIBlockingFan,
+    OpenAIFan,
+    blocking_fan,
+    fan,
+    follow_headers,
+    openai_retry,
+    request_limits,
+)
 from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "OpenAIBlockingFan",
+    "OpenAIFan",
     "RateLimitHeaders",
     "Verdict",
     "blocking_fan",
@@ -25,6 +45,8 @@ __all__ = [
     "openai_retry",
     "parse_go_duration",
     "prompt_tokens",
+    "rejected_without_work",
     "request_limits",
     "retry_after",
+    "settled_tokens",
 ]
