@@ -11,7 +11,9 @@ from ._classify import (
     Verdict,
     classify_exception,
     classify_response,
+    LOOP_NOTE,
     delay_hint,
+    explain_loop_error,
     is_retryable,
     rejected_without_work,
 )
@@ -30,6 +32,7 @@ from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "LOOP_NOTE",
     "OpenAIBlockingFan",
     "OpenAIFan",
     "RateLimitHeaders",
@@ -39,6 +42,7 @@ __all__ = [
     "classify_response",
     "delay_hint",
     "estimate_tokens",
+    "explain_loop_error",
     "fan",
     "follow_headers",
     "is_retryable",
