@@ -8,10 +8,10 @@ this module: exceptions and responses are recognised by shape.
 """
 
 from ._classify import (
+    LOOP_NOTE,
     Verdict,
     classify_exception,
     classify_response,
-    LOOP_NOTE,
     delay_hint,
     explain_loop_error,
     is_retryable,
