@@ -21,7 +21,7 @@ from openai_helpers import SSE_GENERATOR_WARNING
 
 import anyfan
 import anyfan.openai as ao
-from anyfan.sim import Counters, Faults, Latency, Limits, Simulator
+from anyfan.sim import Counters, Faults, Latency, ServerLimits, Simulator
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("uvicorn")
@@ -71,7 +71,7 @@ def requests(n: int) -> list[dict[str, Any]]:
 
 
 def simulator(**options: Any) -> Simulator:
-    options.setdefault("limits", Limits(rpm=RPM, tpm=TPM))
+    options.setdefault("limits", ServerLimits(rpm=RPM, tpm=TPM))
     options.setdefault("faults", FAULTS)
     options.setdefault("latency", LATENCY)
     return Simulator(seed=5, **options)
@@ -237,7 +237,7 @@ BINDING_RPM, BINDING_TPM = 3_000, 72_000
 #: loaded machine), while one that ignored them would send all 120 requests in a few
 #: slices, past 75 in one. Matching limits exactly would test the scheduler's jitter
 #: on the real clock instead (issue 13 makes that its own, measured guarantee).
-SERVER_BINDING = Limits(rpm=BINDING_RPM * 3 // 2, tpm=BINDING_TPM * 3 // 2)
+SERVER_BINDING = ServerLimits(rpm=BINDING_RPM * 3 // 2, tpm=BINDING_TPM * 3 // 2)
 
 
 @pytest.mark.anyio
@@ -323,7 +323,7 @@ async def test_server_429s_pause_the_fan_for_their_retry_after() -> None:
     # The client believes in ten times the server's limit: the server answers with
     # 429s carrying retry-after-ms, the whole Fan pauses that long, and all heal.
     asked = requests(30)
-    with simulator(limits=Limits(rpm=1_200), faults=Faults()) as sim:
+    with simulator(limits=ServerLimits(rpm=1_200), faults=Faults()) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
             fan = ao.fan(
                 client,
@@ -360,7 +360,7 @@ async def test_hung_requests_time_out_and_heal() -> None:
 @pytest.mark.anyio
 async def test_sdk_retries_off_means_one_request_per_attempt() -> None:
     # Without anyfan.openai the SDK would retry the 500 itself, twice, unseen by anyfan.
-    with simulator(limits=Limits(), faults=Faults(server_error=1.0)) as sim:
+    with simulator(limits=ServerLimits(), faults=Faults(server_error=1.0)) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
             fan = ao.fan(client, retry=ao.openai_retry(3, backoff=0.01, budget=None))
             with pytest.raises(anyfan.FanError):

@@ -30,7 +30,7 @@ def _check_number(name: str, value: object, *, upper: float = math.inf) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class ServerLimits:
     """Rate limits per API key, as the provider sets them: per minute, enforced per second.
 
     Each API key (the ``Authorization: Bearer`` token) gets its own budget.
@@ -159,6 +159,6 @@ class Faults:
         return float(getattr(self, FAULT_FIELDS[fault]))
 
 
-def as_dict(settings: Limits | Latency | Faults) -> dict[str, Any]:
+def as_dict(settings: ServerLimits | Latency | Faults) -> dict[str, Any]:
     """Return the settings as plain JSON-ready values (what ``GET /sim/config`` shows)."""
     return {f.name: getattr(settings, f.name) for f in fields(settings) if f.init}
