@@ -175,7 +175,7 @@ def test_sdk_retries_are_off_in_a_copy_and_the_callers_client_is_unchanged(make:
 def test_sdk_retries_stay_when_anyfan_does_not_retry() -> None:
     client = _sync_client(max_retries=4)
     fan = ao.fan(client, retry=None)
-    assert fan.client is client
+    assert fan.client.max_retries == 4
     assert client.max_retries == 4
     client.close()
 
@@ -197,12 +197,50 @@ def test_a_client_without_with_options_keeps_its_retries_and_says_so(
     assert "has no with_options()" in caplog.text
 
 
-def test_a_per_call_timeout_by_default() -> None:
-    assert repr(ao.fan()).count(f"timeout={ao.DEFAULT_TIMEOUT!r}") == 1
+def test_the_copy_caps_the_sdks_timeout() -> None:
+    client = _async_client()
+    fan = ao.fan(client)
+    assert client.timeout.read == 600  # the SDK's default, left alone
+    assert fan.client.timeout.read == ao.DEFAULT_TIMEOUT
+    assert fan.client.timeout.connect == client.timeout.connect
+    assert "timeout=None" in repr(fan)  # the SDK enforces it: nothing per call in anyfan
+    assert ao.fan(client, request_timeout=30).client.timeout.read == 30
+    assert ao.fan(client, request_timeout=None, retry=None).client is client
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [
+        (None, 180.0),
+        (600.0, 180.0),
+        (30.0, 30.0),  # a shorter timeout of the caller's is kept
+    ],
+)
+def test_a_float_or_missing_timeout_is_capped(timeout: float | None, expected: float) -> None:
+    client = _sync_client(timeout=timeout, max_retries=0)
+    fan = ao.fan(client, retry=None)
+    assert fan.client.timeout == expected
+    assert (fan.client is client) is (timeout == expected)
+    client.close()
+
+
+def test_a_timeout_object_keeps_a_short_connect_and_is_replaced_when_long() -> None:
+    timeout = openai.Timeout(600, connect=500)
+    client = _async_client(timeout=timeout)
+    assert ao.fan(client).client.timeout == openai.Timeout(ao.DEFAULT_TIMEOUT)
+    short = _async_client(timeout=openai.Timeout(10, connect=2))
+    assert ao.fan(short, retry=None).client is short
+
+
+def test_without_a_client_to_copy_the_fan_times_each_call() -> None:
+    assert f"timeout={ao.DEFAULT_TIMEOUT!r}" in repr(ao.fan())
     assert "timeout=None" in repr(ao.fan(timeout=None))
+    assert "timeout=None" in repr(ao.fan(request_timeout=None))
     assert "timeout=5" in repr(ao.fan(timeout=5))
     with ao.blocking_fan() as fan:
         assert f"timeout={ao.DEFAULT_TIMEOUT!r}" in repr(fan)
+    with pytest.raises(ValueError, match="request_timeout must be a positive"):
+        ao.fan(request_timeout=0)
 
 
 @pytest.mark.anyio

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, TypeVar
 
 from .._core._fan import Fan
+from .._core._options import check_seconds
 from .._core._rate import Rate
 from .._core._retry import Retry
 from ..blocking import Fan as BlockingFan
@@ -19,8 +20,10 @@ from ._headers import count, header, parse_go_duration
 
 log = logging.getLogger("anyfan.openai")
 
-#: Seconds an attempt may take before it fails with `TimeoutError` and is retried:
-#: ample for a long chat completion, and far below the SDK's 600 s.
+#: Seconds the SDK waits on a request (to send it, and between bytes of its answer)
+#: before it fails with a timeout, which anyfan retries: ample for a long chat
+#: completion, and far below the SDK's own 600 s, during which a hung request
+#: would hold its slot.
 DEFAULT_TIMEOUT: Final = 180.0
 
 #: Attempts per request, the first included: the SDK's 2 retries, plus headroom
@@ -141,44 +144,74 @@ def _limits_and_retry(
     charge: Charge,
     fan_options: dict[str, Any],
 ) -> tuple[Rate | None, Rate | None]:
-    """Fill ``fan_options`` with the limits, the retry policy and the timeout; return the rates."""
+    """Fill ``fan_options`` with the limits and the retry policy; return the rates."""
     requests, tokens = request_limits(
         rpm=rpm, tpm=tpm, default_max_tokens=default_max_tokens, charge=charge
     )
     own = [rate for rate in (requests, tokens) if rate is not None]
     fan_options["limits"] = [*fan_options.get("limits", ()), *own]
     fan_options["retry"] = _policy(retry)
-    fan_options.setdefault("timeout", DEFAULT_TIMEOUT)
     return requests, tokens
+
+
+def _copyable(client: object) -> bool:
+    return callable(getattr(client, "with_options", None))
+
+
+def _capped(timeout: Any, most: float) -> Any:
+    """The SDK ``timeout`` (seconds, an httpx ``Timeout`` or ``None``) at most ``most``.
+
+    ``None`` when it is within ``most`` already. A ``Timeout`` keeps its own,
+    shorter connect timeout.
+    """
+    if timeout is None:
+        return most
+    if isinstance(timeout, int | float):
+        return most if timeout > most else None
+    phases = [getattr(timeout, name, None) for name in ("read", "write", "pool")]
+    if all(isinstance(phase, int | float) and phase <= most for phase in phases):
+        return None
+    connect = getattr(timeout, "connect", None)
+    if isinstance(connect, int | float) and connect <= most:
+        return type(timeout)(most, connect=connect)
+    return type(timeout)(most)
 
 
 def _adapt(
     client: C,
     *,
     retries: bool,
+    request_timeout: float | None,
     requests: Rate | None,
     tokens: Rate | None,
     calibrate: bool,
 ) -> C:
-    """The client to call through: ``client`` itself, or a copy without the SDK's retries.
+    """The client to call through: ``client`` itself, or a copy set up for anyfan.
 
-    The caller's client is never changed: the copy (the SDK's ``with_options``)
-    shares its connection pool, so it costs no new connections.
+    The copy (the SDK's ``with_options``) has the SDK's own retries off when
+    anyfan retries, and its timeout capped at ``request_timeout``. The
+    caller's client is never changed, and the copy shares its connection
+    pool, so it costs no new connections.
     """
     if client is None:
         return client
+    changes: dict[str, Any] = {}
     if retries and getattr(client, "max_retries", None):
         # The SDK would retry each attempt up to twice more, blind to the rate limits.
-        with_options = getattr(client, "with_options", None)
-        if callable(with_options):
-            client = with_options(max_retries=0)
-        else:
-            log.warning(
-                "%s has no with_options(): its own retries (max_retries=%s) stay on, "
-                "under anyfan's; build it with max_retries=0",
-                type(client).__name__,
-                getattr(client, "max_retries", None),
-            )
+        changes["max_retries"] = 0
+    if request_timeout is not None and hasattr(client, "timeout"):
+        capped = _capped(client.timeout, request_timeout)
+        if capped is not None:
+            changes["timeout"] = capped
+    if changes and _copyable(client):
+        client = getattr(client, "with_options")(**changes)  # noqa: B009 - typed as C
+    elif "max_retries" in changes:
+        log.warning(
+            "%s has no with_options(): its own retries (max_retries=%s) stay on, "
+            "under anyfan's; build it with max_retries=0",
+            type(client).__name__,
+            getattr(client, "max_retries", None),
+        )
     if calibrate and (requests is not None or tokens is not None):
         follow_headers(client, requests=requests, tokens=tokens)
     return client
@@ -187,9 +220,10 @@ def _adapt(
 class OpenAIFan(Fan, Generic[C]):
     """An `anyfan.Fan` set up for an OpenAI-compatible API, with the client to call through.
 
-    Built by `fan`. Call the API through `client`: it is the caller's client
-    with the SDK's own retries switched off (anyfan retries instead), so that
-    no attempt is retried behind the limits' back.
+    Built by `fan`. Call the API through `client`: a copy of the caller's
+    client with the SDK's own retries switched off (anyfan retries instead),
+    so that no attempt is retried behind the limits' back, and its timeout
+    capped (see `fan`).
     """
 
     def __init__(self, client: C, **options: Any) -> None:
@@ -211,6 +245,7 @@ def fan(
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     charge: Charge = "reserved",
     calibrate: bool = True,
+    request_timeout: float | None = DEFAULT_TIMEOUT,
     **fan_options: Any,
 ) -> OpenAIFan[Any]:
     """Build a `Fan` set up for an OpenAI-compatible API.
@@ -229,18 +264,22 @@ def fan(
     honouring ``retry-after-ms``/``retry-after`` and ``x-should-retry``; an RPM
     `Rate`; a TPM `Rate` whose cost is estimated from each request (prompt
     + output budget, see `estimate_tokens`) and settled from the response's
-    ``usage``; and a per-call ``timeout`` of `DEFAULT_TIMEOUT` seconds
-    (instead of the SDK's 600 s, during which a hung call would hold its slot),
-    after which the attempt fails with `TimeoutError` and is retried. Pass
-    ``timeout=`` for longer generations, or ``None`` for none.
+    ``usage``; and a timeout of `DEFAULT_TIMEOUT` seconds per request instead
+    of the SDK's 600 s, during which a hung request would hold its slot.
 
-    The ``client`` (an ``AsyncOpenAI`` or ``OpenAI``) is not changed. When
-    anyfan retries, ``fan.client`` is a copy of it made with
-    ``client.with_options(max_retries=0)``, sharing its connections, so that no
-    attempt is retried twice; calls through the original still retry the SDK's
-    way. For an ``AsyncOpenAI``, the limits also follow the ``x-ratelimit-*``
-    headers of every response on those shared connections, in case other
-    clients share the key.
+    The ``client`` (an ``AsyncOpenAI`` or ``OpenAI``) is not changed:
+    ``fan.client`` is a copy of it made with ``client.with_options(...)``,
+    sharing its connections, with the SDK's own retries off (when anyfan
+    retries, so that no attempt is retried twice) and its timeout capped at
+    ``request_timeout`` (the SDK enforces it, at no cost to anyfan, and
+    raises ``APITimeoutError``, which anyfan retries). Calls through the
+    original client keep its settings. For an ``AsyncOpenAI``, the limits
+    also follow the ``x-ratelimit-*`` headers of every response on those
+    shared connections, in case other clients share the key.
+
+    Without a client that has ``with_options`` (``client=None``, say), the
+    Fan's own ``timeout`` defaults to ``request_timeout`` instead: each call
+    then fails with `TimeoutError` past it, and is retried.
 
     Args:
         client: The openai client the calls will use, or ``None``.
@@ -250,8 +289,12 @@ def fan(
         default_max_tokens: Output tokens assumed for a chat request that sets no ``max_tokens``.
         charge: How a finished call is charged; see `request_limits`.
         calibrate: Whether to follow the provider's rate-limit headers.
-        **fan_options: Passed on to `anyfan.Fan` (``concurrency``, ``timeout``,
-            ``errors``, more ``limits``).
+        request_timeout: Most seconds the SDK waits on a request (connecting,
+            sending, and between bytes of the answer), or ``None`` to keep the
+            client's own. A client's shorter timeout is kept.
+        **fan_options: Passed on to `anyfan.Fan` (``concurrency``, ``errors``,
+            more ``limits``, and ``timeout``: a limit on each whole call, none
+            by default).
 
     Raises:
         TypeError, ValueError: If an option is invalid; the message names it.
@@ -264,10 +307,17 @@ def fan(
         charge=charge,
         fan_options=fan_options,
     )
-    retries = fan_options["retry"] is not None
+    request_timeout = check_seconds(request_timeout, name="request_timeout")
+    if request_timeout is not None and not _copyable(client):
+        fan_options.setdefault("timeout", request_timeout)
     built: OpenAIFan[Any] = OpenAIFan(None, **fan_options)  # checks the options first
     built._client = _adapt(
-        client, retries=retries, requests=requests, tokens=tokens, calibrate=calibrate
+        client,
+        retries=fan_options["retry"] is not None,
+        request_timeout=request_timeout,
+        requests=requests,
+        tokens=tokens,
+        calibrate=calibrate,
     )
     return built
 
@@ -311,6 +361,7 @@ def blocking_fan(
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     charge: Charge = "reserved",
     calibrate: bool = True,
+    request_timeout: float | None = DEFAULT_TIMEOUT,
     **fan_options: Any,
 ) -> OpenAIBlockingFan[Any]:
     """Build an `anyfan.blocking.Fan` set up for an OpenAI-compatible API, for sync code.
@@ -339,6 +390,7 @@ def blocking_fan(
         charge: How a finished call is charged; see `request_limits`.
         calibrate: Whether an async client follows the provider's rate-limit
             headers (a sync client's responses are never followed).
+        request_timeout: Most seconds the SDK waits on a request; see `fan`.
         **fan_options: Passed on to `anyfan.blocking.Fan` (``concurrency``,
             ``backend``, ``timeout``, ...).
 
@@ -357,7 +409,9 @@ def blocking_fan(
         charge=charge,
         fan_options=fan_options,
     )
-    retries = fan_options["retry"] is not None
+    request_timeout = check_seconds(request_timeout, name="request_timeout")
+    if request_timeout is not None and factory is None and not _copyable(client):
+        fan_options.setdefault("timeout", request_timeout)
     built: OpenAIBlockingFan[Any] = OpenAIBlockingFan(None, **fan_options)
     if factory is not None:
 
@@ -371,7 +425,12 @@ def blocking_fan(
             raise
         built._owns_client = True
     built._client = _adapt(
-        client, retries=retries, requests=requests, tokens=tokens, calibrate=calibrate
+        client,
+        retries=fan_options["retry"] is not None,
+        request_timeout=request_timeout,
+        requests=requests,
+        tokens=tokens,
+        calibrate=calibrate,
     )
     return built
 
