@@ -8,6 +8,7 @@ the cell's loop, then fan out from sync code in that same cell.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -112,3 +113,19 @@ def test_a_sync_client_from_a_factory_is_closed_with_the_fan() -> None:
         client = fan.client
         assert client.max_retries == 0
     assert client.is_closed()
+
+
+def test_explain_loop_error_stops_on_a_long_chain() -> None:
+    head = current = RuntimeError("link")
+    for _ in range(12):
+        current.__cause__ = RuntimeError("link")
+        current = current.__cause__
+    current.__cause__ = RuntimeError("bound to a different event loop")
+    assert not ao.explain_loop_error(head)  # too deep to be the SDK's wrapping
+
+
+def test_a_factory_client_without_close_is_left_as_is() -> None:
+    made = SimpleNamespace()
+    with ao.blocking_fan(factory=lambda: made) as fan:
+        assert fan.client is made
+    assert fan.closed
