@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+import anyfan.openai as ao
 from anyfan.openai import estimate_tokens, prompt_tokens
 from anyfan.openai._cost import (
     _tokenizer,
@@ -265,3 +266,37 @@ def test_charged_tokens_are_reported_prompt_plus_budget() -> None:
     assert charged_tokens(responses, {"usage": {"input_tokens": 5}}) == 35
     assert charged_tokens(request, {"usage": {"total_tokens": 15}}) is None
     assert charged_tokens(request, {}) is None
+
+
+class _StatusError(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+@pytest.mark.parametrize(
+    ("error", "rejected"),
+    [
+        (_StatusError(400), True),
+        (_StatusError(404), True),
+        (_StatusError(413), True),
+        (_StatusError(429), False),
+        (_StatusError(500), False),
+        (TimeoutError(), False),
+        (KeyboardInterrupt(), False),
+    ],
+)
+def test_a_call_rejected_without_work_costs_nothing(error: BaseException, rejected: bool) -> None:
+    request = {"model": "m", "messages": [{"role": "user", "content": "abcd"}], "max_tokens": 10}
+    assert ao.rejected_without_work(error) is rejected
+    expected = 0 if rejected else ao.estimate_tokens(request)
+    assert ao.settled_tokens(request, error) == expected
+
+
+def test_settled_tokens_of_a_response_follow_the_charge() -> None:
+    request = {"model": "m", "messages": [{"role": "user", "content": "abcd"}], "max_tokens": 10}
+    reply = {"usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}}
+    assert ao.settled_tokens(request, reply) == 12 + 10
+    assert ao.settled_tokens(request, reply, charge="usage") == 14
+    assert ao.settled_tokens(request, {}, charge="usage") == ao.estimate_tokens(request)
+    assert ao.settled_tokens(request, {}) == ao.estimate_tokens(request)

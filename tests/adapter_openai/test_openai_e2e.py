@@ -4,11 +4,11 @@ Every request must end in exactly one outcome, every healable failure must
 heal, no limit that matches the server's may ever draw a 429, and the
 server's counters must agree with the Fan's stats attempt for attempt.
 
-The limits bind only in `test_limits_that_bind_draw_no_429`, at a rate the
-client reaches with time to spare: a client whose event loop is saturated
-sends each admitted request late by a varying amount (tens of milliseconds
-at worst here), and a server that counts in fixed 1-s slices can then see a
-slice's share plus one request within one slice.
+The limits bind only in `test_limits_that_bind_draw_no_429`, where the
+server allows half as much again as the client: a client whose event loop is
+saturated sends each admitted request late by a varying amount (tens of
+milliseconds at worst here), and a server that counts in fixed 1-s slices at
+the very same limit could then see a slice's share plus one request.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from openai_helpers import SSE_GENERATOR_WARNING
 
 import anyfan
 import anyfan.openai as ao
-from anyfan.sim import Counters, Faults, Latency, Limits, Simulator
+from anyfan.sim import Counters, Faults, Latency, ServerLimits, Simulator
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("uvicorn")
@@ -71,7 +71,7 @@ def requests(n: int) -> list[dict[str, Any]]:
 
 
 def simulator(**options: Any) -> Simulator:
-    options.setdefault("limits", Limits(rpm=RPM, tpm=TPM))
+    options.setdefault("limits", ServerLimits(rpm=RPM, tpm=TPM))
     options.setdefault("faults", FAULTS)
     options.setdefault("latency", LATENCY)
     return Simulator(seed=5, **options)
@@ -167,8 +167,8 @@ async def fan_out(
 ) -> tuple[list[Any], anyfan.FanStats]:
     async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
         fan = ao.fan(client, rpm=RPM, tpm=TPM, concurrency=32, timeout=TIMEOUT, **options)
-        assert client.max_retries == 0
-        async with fan.stream(asker(client), asked) as outcomes:
+        assert fan.client.max_retries == 0
+        async with fan.stream(asker(fan.client), asked) as outcomes:
             done = [outcome async for outcome in outcomes]
         return done, fan.stats
 
@@ -199,9 +199,8 @@ def test_blocking_facade_with_the_sync_client() -> None:
     with simulator() as sim:
         client = openai.OpenAI(base_url=sim.base_url, api_key=KEY)
         with ao.blocking_fan(client, rpm=RPM, tpm=TPM, concurrency=32, timeout=TIMEOUT) as fan:
-            done = list(fan.stream(lambda request: ask_sync(client, request), asked))
-            # The blocking Fan has no `stats` of its own (yet): read its engine's, now idle.
-            stats = fan._fan.stats
+            done = list(fan.stream(lambda request: ask_sync(fan.client, request), asked))
+            stats = fan.stats
         client.close()
         counters = sim.wait_until_idle()
     check_run(asked, done, stats, counters)
@@ -230,31 +229,40 @@ def test_blocking_map_with_the_sync_client() -> None:
 
 # -- the limiter binding ------------------------------------------------------------------
 
+#: The client's binding limits: 50 requests a second, and tokens for about 41. The client
+#: could go far faster, so both bind.
+BINDING_RPM, BINDING_TPM = 3_000, 72_000
+#: The server enforces half as much again, in 1-s slices: a client that keeps its limits
+#: cannot reach that, even if its loop sends each request a third of a slice late (a
+#: loaded machine), while one that ignored them would send all 120 requests in a few
+#: slices, past 75 in one. Matching limits exactly would test the scheduler's jitter
+#: on the real clock instead (issue 13 makes that its own, measured guarantee).
+SERVER_BINDING = ServerLimits(rpm=BINDING_RPM * 3 // 2, tpm=BINDING_TPM * 3 // 2)
+
 
 @pytest.mark.anyio
 async def test_limits_that_bind_draw_no_429() -> None:
-    # 50 requests a second, and tokens for about 41: the client could go much faster,
-    # so both limits bind, and the server's 1-s slices must never trip.
-    rpm, tpm = 3_000, 72_000
     asked = requests(120)
-    with simulator(limits=Limits(rpm=rpm, tpm=tpm), faults=Faults()) as sim:
+    with simulator(limits=SERVER_BINDING, faults=Faults()) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
-            fan = ao.fan(client, rpm=rpm, tpm=tpm, concurrency=64, timeout=TIMEOUT)
-            results = await fan.map(asker(client), asked)
+            fan = ao.fan(client, rpm=BINDING_RPM, tpm=BINDING_TPM, concurrency=64, timeout=TIMEOUT)
+            results = await fan.map(asker(fan.client), asked)
+            stats = fan.stats
         counters = sim.wait_until_idle()
     assert len(results) == len(asked)
     assert counters.rate_limited == 0
-    assert counters.requests == len(asked)
+    assert counters.requests == stats.started == len(asked)
     assert counters.tokens_charged == sum(map(ao.estimate_tokens, asked))
 
 
 def test_limits_that_bind_draw_no_429_from_threads() -> None:
-    rpm, tpm = 3_000, 72_000
     asked = requests(80)
-    with simulator(limits=Limits(rpm=rpm, tpm=tpm), faults=Faults()) as sim:
+    with simulator(limits=SERVER_BINDING, faults=Faults()) as sim:
         client = openai.OpenAI(base_url=sim.base_url, api_key=KEY)
-        with ao.blocking_fan(client, rpm=rpm, tpm=tpm, concurrency=32, timeout=TIMEOUT) as fan:
-            results = fan.map(lambda request: ask_sync(client, request), asked)
+        with ao.blocking_fan(
+            client, rpm=BINDING_RPM, tpm=BINDING_TPM, concurrency=32, timeout=TIMEOUT
+        ) as fan:
+            results = fan.map(lambda request: ask_sync(fan.client, request), asked)
         client.close()
         counters = sim.wait_until_idle()
     assert len(results) == len(asked)
@@ -273,7 +281,7 @@ async def test_insufficient_quota_stops_at_once_without_retrying() -> None:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
             fan = ao.fan(client, rpm=RPM, tpm=TPM, concurrency=concurrency, timeout=TIMEOUT)
             with pytest.raises(anyfan.FanError) as caught:
-                await fan.map(asker(client), requests(500))
+                await fan.map(asker(fan.client), requests(500))
             stats = fan.stats
         counters = sim.wait_until_idle()
     error = caught.value.exceptions[0]
@@ -297,7 +305,7 @@ async def test_insufficient_quota_in_a_collecting_run_is_never_retried() -> None
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
             fan = ao.fan(client, rpm=RPM, tpm=TPM, concurrency=32, timeout=TIMEOUT)
             with pytest.raises(anyfan.FanError) as caught:
-                await fan.map(asker(client), asked, errors="collect")
+                await fan.map(asker(fan.client), asked, errors="collect")
             stats = fan.stats
         counters = sim.wait_until_idle()
     failures = caught.value.failures
@@ -315,7 +323,7 @@ async def test_server_429s_pause_the_fan_for_their_retry_after() -> None:
     # The client believes in ten times the server's limit: the server answers with
     # 429s carrying retry-after-ms, the whole Fan pauses that long, and all heal.
     asked = requests(30)
-    with simulator(limits=Limits(rpm=1_200), faults=Faults()) as sim:
+    with simulator(limits=ServerLimits(rpm=1_200), faults=Faults()) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
             fan = ao.fan(
                 client,
@@ -324,7 +332,7 @@ async def test_server_429s_pause_the_fan_for_their_retry_after() -> None:
                 timeout=TIMEOUT,
                 retry=ao.openai_retry(10, budget=None),
             )
-            results = await fan.map(asker(client), asked)
+            results = await fan.map(asker(fan.client), asked)
             stats = fan.stats
         counters = sim.wait_until_idle()
     assert len(results) == len(asked)
@@ -340,7 +348,7 @@ async def test_hung_requests_time_out_and_heal() -> None:
     with simulator(faults=Faults(hang=0.1)) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
             fan = ao.fan(client, rpm=RPM, tpm=TPM, concurrency=16, timeout=1.0)
-            results = await fan.map(asker(client), asked)
+            results = await fan.map(asker(fan.client), asked)
             stats = fan.stats
         counters = sim.wait_until_idle()
     assert [r["text"] for r in results[::2]] == [r["text"] for r in results[1::2]]
@@ -352,11 +360,11 @@ async def test_hung_requests_time_out_and_heal() -> None:
 @pytest.mark.anyio
 async def test_sdk_retries_off_means_one_request_per_attempt() -> None:
     # Without anyfan.openai the SDK would retry the 500 itself, twice, unseen by anyfan.
-    with simulator(limits=Limits(), faults=Faults(server_error=1.0)) as sim:
+    with simulator(limits=ServerLimits(), faults=Faults(server_error=1.0)) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
             fan = ao.fan(client, retry=ao.openai_retry(3, backoff=0.01, budget=None))
             with pytest.raises(anyfan.FanError):
-                await fan.map(asker(client), requests(1))
+                await fan.map(asker(fan.client), requests(1))
             stats = fan.stats
         counters = sim.wait_until_idle()
     assert counters.requests == stats.started == 3

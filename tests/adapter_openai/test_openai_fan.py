@@ -7,6 +7,7 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
+import anyio
 import pytest
 from openai_helpers import SSE_GENERATOR_WARNING, sdk_http
 
@@ -180,25 +181,97 @@ def test_usage_charge_settles_at_the_tokens_used() -> None:
 
 
 @pytest.mark.parametrize("make", [_async_client, _sync_client])
-def test_sdk_retries_are_switched_off(make: Any) -> None:
+def test_sdk_retries_are_off_in_a_copy_and_the_callers_client_is_unchanged(make: Any) -> None:
     client = make()
+    fan = ao.fan(client)
     assert client.max_retries == 2
-    ao.fan(client)
-    assert client.max_retries == 0
+    assert fan.client is not client
+    assert fan.client.max_retries == 0
+    assert fan.client._client is client._client  # the same connection pool
     client.close() if make is _sync_client else None
 
 
 def test_sdk_retries_stay_when_anyfan_does_not_retry() -> None:
     client = _sync_client(max_retries=4)
-    ao.fan(client, retry=None)
+    fan = ao.fan(client, retry=None)
+    assert fan.client.max_retries == 4
     assert client.max_retries == 4
     client.close()
 
 
 def test_a_client_without_max_retries_is_left_alone() -> None:
     client = SimpleNamespace()
-    ao.fan(client, rpm=10)
+    assert ao.fan(client, rpm=10).client is client
     assert vars(client) == {}
+    assert ao.fan().client is None
+
+
+def test_a_client_without_with_options_keeps_its_retries_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = SimpleNamespace(max_retries=2)
+    with caplog.at_level("WARNING", logger="anyfan.openai"):
+        assert ao.fan(client).client is client
+    assert client.max_retries == 2
+    assert "has no with_options()" in caplog.text
+
+
+def test_the_copy_caps_the_sdks_timeout() -> None:
+    client = _async_client()
+    fan = ao.fan(client)
+    assert client.timeout.read == 600  # the SDK's default, left alone
+    assert fan.client.timeout.read == ao.DEFAULT_TIMEOUT
+    assert fan.client.timeout.connect == client.timeout.connect
+    assert "timeout=None" in repr(fan)  # the SDK enforces it: nothing per call in anyfan
+    assert ao.fan(client, request_timeout=30).client.timeout.read == 30
+    assert ao.fan(client, request_timeout=None, retry=None).client is client
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [
+        (None, 180.0),
+        (600.0, 180.0),
+        (30.0, 30.0),  # a shorter timeout of the caller's is kept
+    ],
+)
+def test_a_float_or_missing_timeout_is_capped(timeout: float | None, expected: float) -> None:
+    client = _sync_client(timeout=timeout, max_retries=0)
+    fan = ao.fan(client, retry=None)
+    assert fan.client.timeout == expected
+    assert (fan.client is client) is (timeout == expected)
+    client.close()
+
+
+def test_a_timeout_object_keeps_a_short_connect_and_is_replaced_when_long() -> None:
+    timeout = openai.Timeout(600, connect=500)
+    client = _async_client(timeout=timeout)
+    assert ao.fan(client).client.timeout == openai.Timeout(ao.DEFAULT_TIMEOUT)
+    short = _async_client(timeout=openai.Timeout(10, connect=2))
+    assert ao.fan(short, retry=None).client is short
+
+
+def test_without_a_client_to_copy_the_fan_times_each_call() -> None:
+    assert f"timeout={ao.DEFAULT_TIMEOUT!r}" in repr(ao.fan())
+    assert "timeout=None" in repr(ao.fan(timeout=None))
+    assert "timeout=None" in repr(ao.fan(request_timeout=None))
+    assert "timeout=5" in repr(ao.fan(timeout=5))
+    with ao.blocking_fan() as fan:
+        assert f"timeout={ao.DEFAULT_TIMEOUT!r}" in repr(fan)
+    with pytest.raises(ValueError, match="request_timeout must be a positive"):
+        ao.fan(request_timeout=0)
+
+
+@pytest.mark.anyio
+async def test_a_call_past_the_timeout_fails_and_frees_its_slot() -> None:
+    fan = ao.fan(timeout=0.01, retry=None, concurrency=1, errors="return")
+
+    async def hang(request: dict[str, Any]) -> None:
+        await anyio.sleep_forever()
+
+    (error,) = await fan.map(hang, [REQUEST])
+    assert isinstance(error, TimeoutError)
+    assert fan.in_flight == 0
 
 
 def test_header_hook_on_the_async_client() -> None:
@@ -325,7 +398,9 @@ def test_blocking_fan_for_the_sync_client() -> None:
     with ao.blocking_fan(client, rpm=600, tpm=100_000, concurrency=4) as fan:
         assert isinstance(fan, anyfan.blocking.Fan)
         assert fan.concurrency == 4
-        assert client.max_retries == 0
+        assert client.max_retries == 2
+        assert fan.client.max_retries == 0
+        assert isinstance(fan, ao.OpenAIBlockingFan)
         assert client._client.event_hooks["response"] == []
         assert fan.map(len, [{"prompt": "ab"}, {"prompt": "abc"}]) == [1, 1]
     client.close()

@@ -11,7 +11,7 @@ from run_helpers import SECRET, Ran
 from anyfan import cli
 from anyfan.batch import _send as _sender
 from anyfan.openai import openai_retry
-from anyfan.sim import Faults, Latency, Limits, Simulator
+from anyfan.sim import Faults, Latency, ServerLimits, Simulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,7 +29,7 @@ def sim_server() -> Iterator[Simulator]:
 @pytest.fixture
 def sim(sim_server: Simulator) -> Simulator:
     """The module's simulator with default settings and zeroed counters."""
-    sim_server.configure(limits=Limits(), faults=Faults(), latency=Latency())
+    sim_server.configure(limits=ServerLimits(), faults=Faults(), latency=Latency())
     sim_server.reset()
     return sim_server
 

@@ -175,7 +175,7 @@ async def test_the_python_api_stops_retries_and_scrubs_the_same_way(
     assert [c[0] for c in stopped.causes] == ["HTTP 400 bad", "HTTP 500 server_error"]
     Echo.broken, Echo.seen = False, []
     rest = await anyfan.batch.run(src, out, **options)
-    assert Echo.seen == ["Question number 3?", "Question number 4?"]
+    assert sorted(Echo.seen) == ["Question number 3?", "Question number 4?"]  # sent concurrently
     assert rest.exit_code == 1  # the echo line and the flaky one are still errors
     Echo.seen = []
     again = await anyfan.batch.run(src, out, retry_failed=True, **options)

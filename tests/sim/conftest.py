@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from anyfan.sim import Faults, Latency, Limits, Simulator
+from anyfan.sim import Faults, Latency, ServerLimits, Simulator
 
 # The user-facing fixtures and marker, as the pytest11 entry point would register them.
 from anyfan.sim.pytest_plugin import (  # noqa: F401
@@ -31,6 +31,6 @@ def sim_server() -> Iterator[Simulator]:
 @pytest.fixture
 def sim(sim_server: Simulator) -> Simulator:
     """The module's simulator with default settings and zeroed counters."""
-    sim_server.configure(limits=Limits(), faults=Faults(), latency=Latency())
+    sim_server.configure(limits=ServerLimits(), faults=Faults(), latency=Latency())
     sim_server.reset()
     return sim_server

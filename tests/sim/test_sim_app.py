@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from anyfan.sim import Faults, Latency, Limits
-from anyfan.sim._app import ConnectionResetOnPurpose, SimApp, abort_connection
+import anyfan.sim
+from anyfan.sim import Faults, Latency, ServerLimits
+from anyfan.sim._app import ConnectionResetOnPurpose, SimApp, abort_connection, route
 from anyfan.sim._requests import parse_completions
 from anyfan.sim._state import Content, SimState
 
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.anyio
 
 
 def _app() -> SimApp:
-    return SimApp(SimState(limits=Limits(), faults=Faults(), latency=Latency(), content=Content()))
+    return SimApp(
+        SimState(limits=ServerLimits(), faults=Faults(), latency=Latency(), content=Content())
+    )
 
 
 class _Transport:
@@ -101,3 +104,25 @@ def test_completions_accept_lists_of_token_lists() -> None:
     request = parse_completions({"model": "m", "prompt": [[1, 2], [3]]})
     assert request.choices == 2
     assert request.prompt_tokens == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/v1/chat/completions", "chat"),
+        ("POST", "/v1/completions", "completions"),
+        ("POST", "/v1/embeddings", "embeddings"),
+        ("GET", "/v1/models", "models"),
+        ("GET", "/v1/models/gpt-4o-mini", "models"),
+        ("GET", "/v1/chat/completions", None),
+        ("POST", "/v1/models", None),
+        ("GET", "/v1/modelsx", None),
+        ("POST", "/v1/nothing", None),
+    ],
+)
+def test_each_route_is_named(method: str, path: str, expected: str | None) -> None:
+    assert route(method, path) == expected
+
+
+def test_the_former_name_of_server_limits_still_works() -> None:
+    assert anyfan.sim.Limits is ServerLimits

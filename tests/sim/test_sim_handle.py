@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from anyfan.sim import Faults, Latency, Limits, Simulator
+from anyfan.sim import Faults, Latency, ServerLimits, Simulator
 from anyfan.sim import _server as server_module
 
 pytest.importorskip("uvicorn")
@@ -75,7 +75,7 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
 
 
 def test_settings_change_from_another_thread() -> None:
-    with Simulator(limits=Limits(rpm=1)) as sim:
+    with Simulator(limits=ServerLimits(rpm=1)) as sim:
         assert _chat(sim)[0] == 200
         assert _chat(sim)[0] == 429
         errors: list[BaseException] = []
@@ -92,7 +92,7 @@ def test_settings_change_from_another_thread() -> None:
         thread.start()
         thread.join()
         assert not errors
-        assert sim.limits == Limits(rpm=1000)
+        assert sim.limits == ServerLimits(rpm=1000)
         assert sim.latency == Latency(ttft_ms=0.5)
         assert sim.faults == Faults(server_error=1.0)
         assert _chat(sim)[0] == 500
@@ -119,7 +119,7 @@ def test_configure_before_start_and_reset_after_stop() -> None:
         ({"port": -1}, ValueError, "port must be an int"),
         ({"port": True}, ValueError, "port must be an int"),
         ({"loop": "tokio"}, ValueError, "loop must be"),
-        ({"limits": {"rpm": 1}}, TypeError, "limits must be an anyfan.sim.Limits"),
+        ({"limits": {"rpm": 1}}, TypeError, "limits must be an anyfan.sim.ServerLimits"),
         ({"faults": 0.5}, TypeError, "faults must be an anyfan.sim.Faults"),
         ({"latency": 1}, TypeError, "latency must be an anyfan.sim.Latency"),
         ({"reply_tokens": (3, 1)}, ValueError, "reply_tokens"),
@@ -144,7 +144,7 @@ def test_bad_settings_at_runtime_are_refused_in_the_caller() -> None:
         sim.configure(latency=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unexpected keyword"):
         sim.set_faults(meteor=1.0)
-    assert sim.limits == Limits()
+    assert sim.limits == ServerLimits()
 
 
 def test_a_taken_port_fails_at_start() -> None:

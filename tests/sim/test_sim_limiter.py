@@ -8,19 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anyfan.sim import Limits
-from anyfan.sim._limiter import RateLimiter, Window
+from anyfan.sim import ServerLimits
+from anyfan.sim._limiter import KeyQuota, RateLimiter
 
 
 def test_no_limits_admit_everything_without_headers() -> None:
-    limiter = RateLimiter(Limits())
+    limiter = RateLimiter(ServerLimits())
     decision = limiter.admit("k", 10**9, 0.0)
     assert decision.admitted
     assert decision.headers == []
 
 
 def test_each_slice_admits_a_sixtieth_of_the_minute() -> None:
-    limiter = RateLimiter(Limits(rpm=600))  # 10 per 1-second slice
+    limiter = RateLimiter(ServerLimits(rpm=600))  # 10 per 1-second slice
     admitted = [limiter.admit("k", 1, 0.5 + i * 0.01).admitted for i in range(11)]
     assert admitted == [True] * 10 + [False]
     refused = limiter.admit("k", 1, 0.75)
@@ -30,14 +30,14 @@ def test_each_slice_admits_a_sixtieth_of_the_minute() -> None:
 
 
 def test_keys_have_their_own_budgets() -> None:
-    limiter = RateLimiter(Limits(rpm=60))
+    limiter = RateLimiter(ServerLimits(rpm=60))
     assert limiter.admit("a", 1, 0.0).admitted
     assert not limiter.admit("a", 1, 0.1).admitted
     assert limiter.admit("b", 1, 0.1).admitted
 
 
 def test_the_minute_bucket_caps_bursts_across_slices() -> None:
-    limiter = RateLimiter(Limits(rpm=1))
+    limiter = RateLimiter(ServerLimits(rpm=1))
     assert limiter.admit("k", 1, 0.0).admitted
     refused = limiter.admit("k", 1, 5.0)
     assert not refused.admitted
@@ -48,7 +48,7 @@ def test_the_minute_bucket_caps_bursts_across_slices() -> None:
 
 
 def test_tokens_are_charged_up_front_and_named_in_refusals() -> None:
-    limiter = RateLimiter(Limits(rpm=6000, tpm=6000))  # 100 tokens per slice
+    limiter = RateLimiter(ServerLimits(rpm=6000, tpm=6000))  # 100 tokens per slice
     assert limiter.admit("k", 60, 0.0).admitted
     refused = limiter.admit("k", 60, 0.5)
     assert refused.kind == "tokens"
@@ -60,7 +60,7 @@ def test_tokens_are_charged_up_front_and_named_in_refusals() -> None:
 
 
 def test_a_request_larger_than_a_slice_needs_an_empty_slice() -> None:
-    limiter = RateLimiter(Limits(tpm=600))  # 10 tokens per slice
+    limiter = RateLimiter(ServerLimits(tpm=600))  # 10 tokens per slice
     assert limiter.admit("k", 50, 0.0).admitted  # alone in its slice
     refused = limiter.admit("k", 1, 0.2)
     assert not refused.admitted
@@ -69,7 +69,7 @@ def test_a_request_larger_than_a_slice_needs_an_empty_slice() -> None:
 
 
 def test_a_request_larger_than_the_limit_never_passes() -> None:
-    limiter = RateLimiter(Limits(tpm=100))
+    limiter = RateLimiter(ServerLimits(tpm=100))
     refused = limiter.admit("k", 101, 0.0)
     assert not refused.admitted
     assert refused.wait == math.inf
@@ -77,7 +77,7 @@ def test_a_request_larger_than_the_limit_never_passes() -> None:
 
 
 def test_the_longer_wait_names_the_limit() -> None:
-    limiter = RateLimiter(Limits(rpm=60, tpm=60))
+    limiter = RateLimiter(ServerLimits(rpm=60, tpm=60))
     assert limiter.admit("k", 50, 0.0).admitted
     refused = limiter.admit("k", 30, 0.5)
     # Requests wait half a second for the next slice; tokens lack 19.5 at 1 per second.
@@ -87,7 +87,7 @@ def test_the_longer_wait_names_the_limit() -> None:
 
 
 def test_headers_report_the_minute_bucket_in_go_durations() -> None:
-    window = Window("requests", 6000, 0.0)
+    window = KeyQuota("requests", 6000, 0.0)
     assert dict(window.headers()) == {
         b"x-ratelimit-limit-requests": b"6000",
         b"x-ratelimit-remaining-requests": b"6000",
@@ -111,7 +111,7 @@ def test_headers_report_the_minute_bucket_in_go_durations() -> None:
 def test_slices_and_the_minute_bucket_bound_what_passes(
     limit: int, arrivals: list[tuple[float, int]]
 ) -> None:
-    limiter = RateLimiter(Limits(tpm=limit))
+    limiter = RateLimiter(ServerLimits(tpm=limit))
     cap = math.ceil(limit / 60)
     now = 0.0
     by_slice: dict[int, list[int]] = {}
@@ -135,7 +135,7 @@ def test_slices_and_the_minute_bucket_bound_what_passes(
 
 @given(st.integers(1, 100_000), st.floats(0.5, 0.99))
 def test_a_client_pacing_below_the_limit_is_never_refused(limit: int, fraction: float) -> None:
-    limiter = RateLimiter(Limits(rpm=limit))
+    limiter = RateLimiter(ServerLimits(rpm=limit))
     interval = 60.0 / (limit * fraction)
     steps = min(500, limit * 2)
     assert all(limiter.admit("k", 1, 1e-6 + i * interval).admitted for i in range(steps))

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from anyfan.sim import Limits, Simulator
+from anyfan.sim import ServerLimits, Simulator
 
 pytest.importorskip("uvicorn")
 
@@ -31,7 +31,7 @@ def test_fixture_yields_a_running_simulator(anyfan_sim: Simulator) -> None:
     assert anyfan_sim.counters().requests == 1
 
 
-@pytest.mark.anyfan_sim(limits=Limits(rpm=1), seed=3)
+@pytest.mark.anyfan_sim(limits=ServerLimits(rpm=1), seed=3)
 def test_marker_configures_it(anyfan_sim: Simulator) -> None:
     assert [_status(anyfan_sim), _status(anyfan_sim)] == [200, 429]
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anyfan.sim import Fault, Faults, Latency, Limits
+from anyfan.sim import Fault, Faults, Latency, ServerLimits
 from anyfan.sim._config import as_dict
 from anyfan.sim._content import (
     VOCABULARY,
@@ -248,9 +248,9 @@ def test_dice_with_no_faults_draw_nothing() -> None:
 @pytest.mark.parametrize(
     ("build", "error", "words"),
     [
-        (lambda: Limits(rpm=0), ValueError, "rpm must be at least 1"),
-        (lambda: Limits(tpm=1.5), TypeError, "tpm must be an int or None"),
-        (lambda: Limits(rpm=True), TypeError, "rpm"),
+        (lambda: ServerLimits(rpm=0), ValueError, "rpm must be at least 1"),
+        (lambda: ServerLimits(tpm=1.5), TypeError, "tpm must be an int or None"),
+        (lambda: ServerLimits(rpm=True), TypeError, "rpm"),
         (lambda: Latency(ttft_ms=-1), ValueError, "ttft_ms"),
         (lambda: Latency(itl_ms=float("inf")), ValueError, "itl_ms"),
         (
@@ -280,7 +280,7 @@ def test_settings_read_back() -> None:
     faults = Faults(server_error=0.25, stream_cut=0.5)
     assert faults.probability(Fault.STREAM_CUT) == 0.5
     assert faults.probability(Fault.HANG) == 0.0
-    assert as_dict(Limits(rpm=5)) == {"rpm": 5, "tpm": None}
+    assert as_dict(ServerLimits(rpm=5)) == {"rpm": 5, "tpm": None}
     assert "table" not in as_dict(faults)
     assert Latency().is_zero
     assert not Latency(itl_ms=1).is_zero

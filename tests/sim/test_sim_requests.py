@@ -9,7 +9,7 @@ import pytest
 
 from anyfan.sim import Counters
 from anyfan.sim._counters import Tally
-from anyfan.sim._limiter import Decision
+from anyfan.sim._limiter import Admission
 from anyfan.sim._requests import BadRequest, parse_chat, parse_completions, parse_embeddings
 from anyfan.sim._responses import ChunkWriter, rate_limit_error, text_completion
 
@@ -136,14 +136,14 @@ def test_counters_round_trip_through_json() -> None:
 
 
 def test_rate_limit_messages() -> None:
-    refused = Decision([], admitted=False, kind="tokens", wait=1.2, limit=200, used=150, cost=60)
+    refused = Admission([], admitted=False, kind="tokens", wait=1.2, limit=200, used=150, cost=60)
     body = json.loads(rate_limit_error("gpt-x", refused))["error"]
     assert body["message"].startswith(
         "Rate limit reached for gpt-x in organization org-anyfansim on tokens per min (TPM): "
         "Limit 200, Used 150, Requested 60. Please try again in 1.2s."
     )
     assert (body["type"], body["param"], body["code"]) == ("tokens", None, "rate_limit_exceeded")
-    huge = Decision([], admitted=False, kind="tokens", wait=float("inf"), limit=200, cost=300)
+    huge = Admission([], admitted=False, kind="tokens", wait=float("inf"), limit=200, cost=300)
     message = json.loads(rate_limit_error("gpt-x", huge))["error"]["message"]
     assert message.startswith("Request too large for gpt-x")
     assert "Limit 200, Requested 300" in message

@@ -17,6 +17,7 @@ from ._options import (
     GatherOptions,
     MapOptions,
     StreamOptions,
+    check_seconds,
 )
 from ._outcome import Outcome
 from ._progress import Progress, ProgressOptions
@@ -60,6 +61,7 @@ __all__ = [
     "check_number",
     "check_optional_int",
     "check_optional_number",
+    "check_seconds",
     "close_unstarted",
     "gather",
     "is_async_callable",

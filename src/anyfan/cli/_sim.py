@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from anyfan.sim import Faults, Latency, Limits, Simulator
+from anyfan.sim import Faults, Latency, ServerLimits, Simulator
 
 if TYPE_CHECKING:
     import argparse
@@ -86,7 +86,7 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
     return Simulator(
         host=args.host,
         port=args.port,
-        limits=Limits(rpm=args.rpm, tpm=args.tpm),
+        limits=ServerLimits(rpm=args.rpm, tpm=args.tpm),
         faults=Faults(**probabilities, slow_first_byte_ms=args.slow_first_byte_ms),
         latency=Latency(
             ttft_ms=args.ttft_ms,

@@ -1,15 +1,34 @@
 """First-class support for OpenAI and OpenAI-compatible APIs.
 
 `fan` builds a correctly configured `anyfan.Fan` in one line (`blocking_fan`
-its twin for sync code); the helpers below it are the pieces it is made of,
+its twin for sync code and notebooks), holding the client to call through as
+``fan.client``; the helpers below it are the pieces it is made of,
 for those who build their own. The openai package is not needed to import
 this module: exceptions and responses are recognised by shape.
 """
 
-from ._classify import Verdict, classify_exception, classify_response, delay_hint, is_retryable
-from ._cost import DEFAULT_MAX_TOKENS, estimate_tokens, max_output_tokens, prompt_tokens
+from ._classify import (
+    LOOP_NOTE,
+    Verdict,
+    classify_exception,
+    classify_response,
+    delay_hint,
+    explain_loop_error,
+    is_retryable,
+    rejected_without_work,
+)
+from ._cost import (
+    DEFAULT_MAX_TOKENS,
+    estimate_tokens,
+    max_output_tokens,
+    prompt_tokens,
+    settled_tokens,
+)
 from ._fan import (
     DEFAULT_ATTEMPTS,
+    DEFAULT_TIMEOUT,
+    OpenAIBlockingFan,
+    OpenAIFan,
     blocking_fan,
     fan,
     follow_headers,
@@ -22,6 +41,10 @@ from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 __all__ = [
     "DEFAULT_ATTEMPTS",
     "DEFAULT_MAX_TOKENS",
+    "DEFAULT_TIMEOUT",
+    "LOOP_NOTE",
+    "OpenAIBlockingFan",
+    "OpenAIFan",
     "RateLimitHeaders",
     "Verdict",
     "blocking_fan",
@@ -29,6 +52,7 @@ __all__ = [
     "classify_response",
     "delay_hint",
     "estimate_tokens",
+    "explain_loop_error",
     "fan",
     "follow_headers",
     "is_retryable",
@@ -37,6 +61,8 @@ __all__ = [
     "openai_retry",
     "parse_go_duration",
     "prompt_tokens",
+    "rejected_without_work",
     "request_limits",
     "retry_after",
+    "settled_tokens",
 ]

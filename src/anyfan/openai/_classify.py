@@ -195,8 +195,57 @@ def _caused_by(exc: BaseException, names: frozenset[str]) -> bool:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """`anyfan.Retry`'s ``retry_on`` predicate for OpenAI-compatible calls."""
+    """`anyfan.Retry`'s ``retry_on`` predicate for OpenAI-compatible calls.
+
+    A client bound to another event loop (see `explain_loop_error`) is never
+    retried, and its error gains a note that names the cause.
+    """
+    if explain_loop_error(exc):
+        return False
     return classify_exception(exc).retry
+
+
+#: What asyncio says when a primitive made in one event loop is used in another.
+_OTHER_LOOP: Final = "bound to a different event loop"
+#: The note `explain_loop_error` adds: the cause and the cure.
+LOOP_NOTE: Final = (
+    "anyfan: this async client was first used in another event loop, and its connections "
+    "belong to that loop. Create the client in the loop that uses it: from sync code or a "
+    "notebook, anyfan.openai.blocking_fan(factory=AsyncOpenAI, ...) makes it in the Fan's own "
+    "loop (call through fan.client); from async code, make it inside the coroutine you run."
+)
+
+
+def explain_loop_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a client bound to another event loop; if so, say why.
+
+    An ``AsyncOpenAI`` client (its httpx connection pool) belongs to the event
+    loop that first used it; used from another, it fails with asyncio's
+    ``RuntimeError: ... is bound to a different event loop``. That message
+    names neither the client nor a cure, so `LOOP_NOTE` is added to the
+    exception (once), and it shows in its traceback.
+    """
+    current: BaseException | None = exc
+    for _ in range(8):  # the SDK may wrap it (raise ... from): follow a few causes
+        if current is None:
+            return False
+        if isinstance(current, RuntimeError) and _OTHER_LOOP in str(current):
+            if LOOP_NOTE not in getattr(exc, "__notes__", ()):
+                exc.add_note(LOOP_NOTE)
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def rejected_without_work(exc: BaseException) -> bool:
+    """Whether the provider refused the call before doing any work: a 4xx other than 429.
+
+    Such a call (a malformed request, an unknown model, a context too long, a
+    key without access) generated nothing, so it is charged nothing against
+    a token quota. A 429 is not: OpenAI counts the request that drew it.
+    """
+    status, _, _ = _http_error(exc) if isinstance(exc, Exception) else (None, None, None)
+    return status is not None and 400 <= status < 500 and status != 429
 
 
 def delay_hint(exc: BaseException) -> float | None:

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Final
 
+from ._classify import rejected_without_work
+
 #: Characters per token of English text, the provider's own rule of thumb.
 CHARS_PER_TOKEN: Final = 4
 #: Tokens of framing each chat message costs beyond its content.
@@ -229,3 +231,31 @@ def charged_tokens(
         if type(prompt) is not int:
             return None
     return prompt + max_output_tokens(request, default_max_tokens)
+
+
+def settled_tokens(
+    request: Mapping[str, Any],
+    outcome: object,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    charge: str = "reserved",
+) -> int:
+    """What a finished call costs against a TPM quota, from its result or its exception.
+
+    - A call the provider rejected without doing the work (a 4xx other than
+      429: see `rejected_without_work`) costs nothing.
+    - Any other failure keeps its estimate: the provider may have counted it.
+    - A response is charged by ``charge``: ``"reserved"`` (OpenAI's rule) at
+      its reported prompt tokens plus the output budget it reserved,
+      ``"usage"`` at its ``total_tokens``; without usage, at the estimate.
+    """
+    if isinstance(outcome, BaseException):
+        return 0 if rejected_without_work(outcome) else estimate_tokens(request, default_max_tokens)
+    if charge == "usage":
+        usage = usage_of(outcome)
+        if usage is not None and "total_tokens" in usage:
+            return usage["total_tokens"]
+    else:
+        charged = charged_tokens(request, outcome, default_max_tokens)
+        if charged is not None:
+            return charged
+    return estimate_tokens(request, default_max_tokens)

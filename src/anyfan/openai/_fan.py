@@ -6,9 +6,9 @@ import inspect
 import logging
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar
 
-from .._core import Fan, Rate, Retry, check_int, check_optional_number
+from .._core import Fan, Rate, Retry, check_int, check_optional_number, check_seconds
 from ..blocking import Fan as BlockingFan
 from ._classify import delay_hint, is_retryable
 from ._cost import (
@@ -23,11 +23,18 @@ from ._headers import count, header, parse_go_duration
 
 log = logging.getLogger("anyfan.openai")
 
+#: Seconds the SDK waits on a request (to send it, and between bytes of its answer)
+#: before it fails with a timeout, which anyfan retries: ample for a long chat
+#: completion, and far below the SDK's own 600 s, during which a hung request
+#: would hold its slot.
+DEFAULT_TIMEOUT: Final = 180.0
+
 #: Attempts per request, the first included: the SDK's 2 retries, plus headroom
 #: because anyfan's retries are budgeted and paced, not blind.
 DEFAULT_ATTEMPTS = 5
 
 Charge = Literal["reserved", "usage"]
+C = TypeVar("C")
 
 
 def request_limits(
@@ -144,32 +151,105 @@ def _policy(retry: Retry | Literal["default"] | None) -> Retry | None:
     raise TypeError(f"retry must be an anyfan.Retry, 'default' or None, got {retry!r}")
 
 
-def _configure(
-    client: Any,
+def _limits_and_retry(
     *,
     rpm: float | None,
     tpm: float | None,
     retry: Retry | Literal["default"] | None,
     default_max_tokens: int,
     charge: Charge,
-    calibrate: bool,
     fan_options: dict[str, Any],
-) -> None:
-    """Fill ``fan_options`` with the limits and retry policy; adjust ``client`` to match."""
+) -> tuple[Rate | None, Rate | None]:
+    """Fill ``fan_options`` with the limits and the retry policy; return the rates."""
     requests, tokens = request_limits(
         rpm=rpm, tpm=tpm, default_max_tokens=default_max_tokens, charge=charge
     )
     own = [rate for rate in (requests, tokens) if rate is not None]
     fan_options["limits"] = [*fan_options.get("limits", ()), *own]
-    policy = fan_options["retry"] = _policy(retry)
+    fan_options["retry"] = _policy(retry)
+    return requests, tokens
+
+
+def _copyable(client: object) -> bool:
+    return callable(getattr(client, "with_options", None))
+
+
+def _capped(timeout: Any, most: float) -> Any:
+    """The SDK ``timeout`` (seconds, an httpx ``Timeout`` or ``None``) at most ``most``.
+
+    ``None`` when it is within ``most`` already. A ``Timeout`` keeps its own,
+    shorter connect timeout.
+    """
+    if timeout is None:
+        return most
+    if isinstance(timeout, int | float):
+        return most if timeout > most else None
+    phases = [getattr(timeout, name, None) for name in ("read", "write", "pool")]
+    if all(isinstance(phase, int | float) and phase <= most for phase in phases):
+        return None
+    connect = getattr(timeout, "connect", None)
+    if isinstance(connect, int | float) and connect <= most:
+        return type(timeout)(most, connect=connect)
+    return type(timeout)(most)
+
+
+def _adapt(
+    client: C,
+    *,
+    retries: bool,
+    request_timeout: float | None,
+    requests: Rate | None,
+    tokens: Rate | None,
+    calibrate: bool,
+) -> C:
+    """The client to call through: ``client`` itself, or a copy set up for anyfan.
+
+    The copy (the SDK's ``with_options``) has the SDK's own retries off when
+    anyfan retries, and its timeout capped at ``request_timeout``. The
+    caller's client is never changed, and the copy shares its connection
+    pool, so it costs no new connections.
+    """
     if client is None:
-        return
-    if policy is not None and getattr(client, "max_retries", None):
+        return client
+    changes: dict[str, Any] = {}
+    if retries and getattr(client, "max_retries", None):
         # The SDK would retry each attempt up to twice more, blind to the rate limits.
-        log.debug("setting max_retries=0 on %s: anyfan retries instead", type(client).__name__)
-        client.max_retries = 0
-    if calibrate and own:
+        changes["max_retries"] = 0
+    if request_timeout is not None and hasattr(client, "timeout"):
+        capped = _capped(client.timeout, request_timeout)
+        if capped is not None:
+            changes["timeout"] = capped
+    if changes and _copyable(client):
+        client = getattr(client, "with_options")(**changes)  # noqa: B009 - typed as C
+    elif "max_retries" in changes:
+        log.warning(
+            "%s has no with_options(): its own retries (max_retries=%s) stay on, "
+            "under anyfan's; build it with max_retries=0",
+            type(client).__name__,
+            getattr(client, "max_retries", None),
+        )
+    if calibrate and (requests is not None or tokens is not None):
         follow_headers(client, requests=requests, tokens=tokens)
+    return client
+
+
+class OpenAIFan(Fan, Generic[C]):
+    """An `anyfan.Fan` set up for an OpenAI-compatible API, with the client to call through.
+
+    Built by `fan`. Call the API through `client`: a copy of the caller's
+    client with the SDK's own retries switched off (anyfan retries instead),
+    so that no attempt is retried behind the limits' back, and its timeout
+    capped (see `fan`).
+    """
+
+    def __init__(self, client: C, **options: Any) -> None:
+        super().__init__(**options)
+        self._client = client
+
+    @property
+    def client(self) -> C:
+        """The client to call the API through (a copy of the one given, see `fan`)."""
+        return self._client
 
 
 def fan(
@@ -181,26 +261,41 @@ def fan(
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     charge: Charge = "reserved",
     calibrate: bool = True,
+    request_timeout: float | None = DEFAULT_TIMEOUT,
     **fan_options: Any,
-) -> Fan:
+) -> OpenAIFan[Any]:
     """Build a `Fan` set up for an OpenAI-compatible API.
 
     Items are request keyword dicts such as ``{"model": ..., "messages": [...],
-    "max_tokens": ...}``, so that ``await fan.map(ask, requests)`` with
-    ``async def ask(req): return await client.chat.completions.create(**req)``
-    is all there is to write.
+    "max_tokens": ...}``; call the API through the returned Fan's ``client``::
+
+        chat = anyfan.openai.fan(AsyncOpenAI(), rpm=500, tpm=200_000)
+
+        async def ask(request):
+            return await chat.client.chat.completions.create(**request)
+
+        replies = await chat.map(ask, requests)
 
     It adds: retries with OpenAI's classification (see `openai_retry`),
     honouring ``retry-after-ms``/``retry-after`` and ``x-should-retry``; an RPM
-    `Rate`; and a TPM `Rate` whose cost is estimated from each request (prompt
+    `Rate`; a TPM `Rate` whose cost is estimated from each request (prompt
     + output budget, see `estimate_tokens`) and settled from the response's
-    ``usage``.
+    ``usage``; and a timeout of `DEFAULT_TIMEOUT` seconds per request instead
+    of the SDK's 600 s, during which a hung request would hold its slot.
 
-    Given the ``client`` (an ``AsyncOpenAI`` or ``OpenAI``), it also sets the
-    client's ``max_retries`` to 0 when anyfan retries, so that no call is
-    retried twice (this holds for every use of that client), and, for an
-    ``AsyncOpenAI``, corrects the local limits from the ``x-ratelimit-*``
-    headers of every response, in case other clients share the key.
+    The ``client`` (an ``AsyncOpenAI`` or ``OpenAI``) is not changed:
+    ``fan.client`` is a copy of it made with ``client.with_options(...)``,
+    sharing its connections, with the SDK's own retries off (when anyfan
+    retries, so that no attempt is retried twice) and its timeout capped at
+    ``request_timeout`` (the SDK enforces it, at no cost to anyfan, and
+    raises ``APITimeoutError``, which anyfan retries). Calls through the
+    original client keep its settings. For an ``AsyncOpenAI``, the limits
+    also follow the ``x-ratelimit-*`` headers of every response on those
+    shared connections, in case other clients share the key.
+
+    Without a client that has ``with_options`` (``client=None``, say), the
+    Fan's own ``timeout`` defaults to ``request_timeout`` instead: each call
+    then fails with `TimeoutError` past it, and is retried.
 
     Args:
         client: The openai client the calls will use, or ``None``.
@@ -210,67 +305,150 @@ def fan(
         default_max_tokens: Output tokens assumed for a chat request that sets no ``max_tokens``.
         charge: How a finished call is charged; see `request_limits`.
         calibrate: Whether to follow the provider's rate-limit headers.
-        **fan_options: Passed on to `anyfan.Fan` (``concurrency``, ``timeout``,
-            ``errors``, more ``limits``).
+        request_timeout: Most seconds the SDK waits on a request (connecting,
+            sending, and between bytes of the answer), or ``None`` to keep the
+            client's own. A client's shorter timeout is kept.
+        **fan_options: Passed on to `anyfan.Fan` (``concurrency``, ``errors``,
+            more ``limits``, and ``timeout``: a limit on each whole call, none
+            by default).
 
     Raises:
         TypeError, ValueError: If an option is invalid; the message names it.
     """
-    _configure(
-        client,
+    requests, tokens = _limits_and_retry(
         rpm=rpm,
         tpm=tpm,
         retry=retry,
         default_max_tokens=default_max_tokens,
         charge=charge,
-        calibrate=calibrate,
         fan_options=fan_options,
     )
-    return Fan(**fan_options)
+    request_timeout = check_seconds(request_timeout, name="request_timeout")
+    if request_timeout is not None and not _copyable(client):
+        fan_options.setdefault("timeout", request_timeout)
+    built: OpenAIFan[Any] = OpenAIFan(None, **fan_options)  # checks the options first
+    built._client = _adapt(
+        client,
+        retries=fan_options["retry"] is not None,
+        request_timeout=request_timeout,
+        requests=requests,
+        tokens=tokens,
+        calibrate=calibrate,
+    )
+    return built
+
+
+class OpenAIBlockingFan(BlockingFan, Generic[C]):
+    """An `anyfan.blocking.Fan` set up for an OpenAI-compatible API; built by `blocking_fan`.
+
+    Call the API through `client`. When the Fan made the client with a
+    ``factory``, closing the Fan closes the client too.
+    """
+
+    def __init__(self, client: C, **options: Any) -> None:
+        super().__init__(**options)
+        self._client = client
+        self._owns_client = False
+
+    @property
+    def client(self) -> C:
+        """The client to call the API through (see `blocking_fan`)."""
+        return self._client
+
+    def close(self) -> None:
+        """Close the client if the Fan made it, then the Fan (see `anyfan.blocking.Fan.close`)."""
+        if self._owns_client and not self.closed:
+            self._owns_client = False
+            closing = getattr(self._client, "close", None)
+            if closing is not None and inspect.iscoroutinefunction(closing):
+                self.loop.call(closing)
+            elif callable(closing):
+                closing()
+        super().close()
 
 
 def blocking_fan(
     client: Any = None,
     *,
+    factory: Callable[[], Any] | None = None,
     rpm: float | None = None,
     tpm: float | None = None,
     retry: Retry | Literal["default"] | None = "default",
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     charge: Charge = "reserved",
+    calibrate: bool = True,
+    request_timeout: float | None = DEFAULT_TIMEOUT,
     **fan_options: Any,
-) -> BlockingFan:
+) -> OpenAIBlockingFan[Any]:
     """Build an `anyfan.blocking.Fan` set up for an OpenAI-compatible API, for sync code.
 
-    The same as `fan`, for the synchronous ``OpenAI`` client: its calls run in
-    worker threads under the same limits and retries, so that
-    ``fan.map(lambda req: client.chat.completions.create(**req), requests)``
-    is all there is to write. The sync client's responses are not followed
-    for rate-limit headers.
+    The same as `fan`, for code without an event loop of its own, in one of
+    two ways:
+
+    - a sync ``OpenAI`` client: its calls run in worker threads under the
+      same limits and retries, so that
+      ``fan.map(lambda req: fan.client.chat.completions.create(**req), requests)``
+      is all there is to write;
+    - ``factory=AsyncOpenAI`` (or any callable returning an async client): the
+      Fan calls it once, inside its own event loop, and hands the client out
+      as ``fan.client`` for async functions, which run on that loop. An async
+      client belongs to the loop that first uses it, so this is the way to
+      use one from sync code or a notebook whose cells also ``await``
+      (see docs/how-to/jupyter.md). The Fan closes that client when it closes.
 
     Args:
         client: The openai client the calls will use, or ``None``.
+        factory: Makes the client inside the Fan's loop, instead of ``client``.
         rpm: Requests per minute allowed, or ``None`` for no limit.
         tpm: Tokens per minute allowed, or ``None`` for no limit.
         retry: A `Retry`, ``None`` for no retries, or ``"default"`` for `openai_retry()`.
         default_max_tokens: Output tokens assumed for a chat request that sets no ``max_tokens``.
         charge: How a finished call is charged; see `request_limits`.
+        calibrate: Whether an async client follows the provider's rate-limit
+            headers (a sync client's responses are never followed).
+        request_timeout: Most seconds the SDK waits on a request; see `fan`.
         **fan_options: Passed on to `anyfan.blocking.Fan` (``concurrency``,
             ``backend``, ``timeout``, ...).
 
     Raises:
         TypeError, ValueError: If an option is invalid; the message names it.
     """
-    _configure(
-        client,
+    if factory is not None and client is not None:
+        raise TypeError("pass a client or a factory, not both")
+    if factory is not None and not callable(factory):
+        raise TypeError(f"factory must be a callable returning a client, got {factory!r}")
+    requests, tokens = _limits_and_retry(
         rpm=rpm,
         tpm=tpm,
         retry=retry,
         default_max_tokens=default_max_tokens,
         charge=charge,
-        calibrate=False,
         fan_options=fan_options,
     )
-    return BlockingFan(**fan_options)
+    request_timeout = check_seconds(request_timeout, name="request_timeout")
+    if request_timeout is not None and factory is None and not _copyable(client):
+        fan_options.setdefault("timeout", request_timeout)
+    built: OpenAIBlockingFan[Any] = OpenAIBlockingFan(None, **fan_options)
+    if factory is not None:
+
+        async def make() -> Any:
+            return factory()
+
+        try:
+            client = built.loop.call(make)
+        except BaseException:
+            built.close()
+            raise
+        built._owns_client = True
+    built._client = _adapt(
+        client,
+        retries=fan_options["retry"] is not None,
+        request_timeout=request_timeout,
+        requests=requests,
+        tokens=tokens,
+        calibrate=calibrate,
+    )
+    return built
 
 
 class _HeaderObserver:

@@ -10,12 +10,15 @@ Importing this package needs nothing beyond anyfan; starting a server needs
 the ``sim`` extra (uvicorn with httptools, and uvloop where available).
 """
 
-from ._config import Fault, Faults, Latency, Limits
+from ._config import Fault, Faults, Latency, ServerLimits
 from ._counters import Counters
 from ._server import Simulator
 
-__all__ = ["Counters", "Fault", "Faults", "Latency", "Limits", "Simulator"]
+__all__ = ["Counters", "Fault", "Faults", "Latency", "ServerLimits", "Simulator"]
 
 for _name in __all__:
     globals()[_name].__module__ = __name__
 del _name
+
+#: The former name of `ServerLimits`, kept so that code written for it still runs.
+Limits = ServerLimits

@@ -15,10 +15,10 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from . import _responses as responses
-from ._config import Fault, Faults, Latency, Limits, as_dict
+from ._config import Fault, Faults, Latency, ServerLimits, as_dict
 from ._content import reply_length, reply_text, reply_tokens, request_digest, response_id
 from ._latency import first_token_delay, reply_delay, token_offsets
 from ._requests import PARSERS, ApiRequest, BadRequest, Endpoint
@@ -32,11 +32,25 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
+#: The POST routes of the API, each parsed into an `ApiRequest` for its endpoint.
 _ENDPOINTS: Final[dict[str, Endpoint]] = {
     "/v1/chat/completions": "chat",
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
 }
+#: The GET route listing models (``/v1/models``) or naming one (``/v1/models/{id}``).
+Route = Literal[Endpoint, "models"]
+
+
+def route(method: str, path: str) -> Route | None:
+    """The API route a request names, or ``None`` when there is none (a 404)."""
+    if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
+        return "models"
+    if method == "POST":
+        return _ENDPOINTS.get(path)
+    return None
+
+
 _JSON: Final = (b"content-type", b"application/json")
 _SSE: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -203,17 +217,14 @@ class SimApp:
         state = self.state
         body_bytes = await _read_body(receive)
         arrival = state.clock()
-        method = scope["method"]
-        endpoint = _ENDPOINTS.get(path)
-        if method == "GET" and path.startswith("/v1/models"):
-            endpoint = None
-        elif endpoint is None or method != "POST":
+        endpoint = route(scope["method"], path)
+        if endpoint is None:
             return await self._not_found(scope, send)
         try:
             key, overrides = _overrides(scope["headers"])
             if key is None:
                 return await self._respond(send, 401, responses.MISSING_KEY)
-            if endpoint is None:
+            if endpoint == "models":
                 return await self._models(path, send)
             try:
                 body = _decode(body_bytes.decode())
@@ -509,8 +520,8 @@ def apply_config(state: SimState, data: object) -> None:
     unknown = set(data) - {"limits", "faults", "latency"}
     if unknown:
         raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
-    sections: dict[str, type[Limits] | type[Faults] | type[Latency]] = {
-        "limits": Limits,
+    sections: dict[str, type[ServerLimits] | type[Faults] | type[Latency]] = {
+        "limits": ServerLimits,
         "faults": Faults,
         "latency": Latency,
     }

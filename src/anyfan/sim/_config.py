@@ -14,7 +14,7 @@ from .._core import check_number, check_optional_int
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class ServerLimits:
     """Rate limits per API key, as the provider sets them: per minute, enforced per second.
 
     Each API key (the ``Authorization: Bearer`` token) gets its own budget.
@@ -143,6 +143,6 @@ class Faults:
         return float(getattr(self, FAULT_FIELDS[fault]))
 
 
-def as_dict(settings: Limits | Latency | Faults) -> dict[str, Any]:
+def as_dict(settings: ServerLimits | Latency | Faults) -> dict[str, Any]:
     """Return the settings as plain JSON-ready values (what ``GET /sim/config`` shows)."""
     return {f.name: getattr(settings, f.name) for f in fields(settings) if f.init}

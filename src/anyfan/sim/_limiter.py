@@ -12,6 +12,12 @@ Each limit (RPM or TPM) of each API key is enforced twice:
 
 Time is passed in (seconds since the simulator's epoch), so this is plain
 arithmetic, tested without a clock.
+
+This limiter deliberately shares no code with anyfan's own (`anyfan.Rate`,
+a GCRA): it is the independent oracle the client's limiter is tested
+against. It counts as the provider counts, in fixed slices and a refilling
+bucket, so a shared bug could not make both sides agree on a wrong answer.
+Do not fold it into the core.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from ._durations import ceil_ms, format_ms
 
 if TYPE_CHECKING:
-    from ._config import Limits
+    from ._config import ServerLimits
 
 Kind = Literal["requests", "tokens"]
 Headers = list[tuple[bytes, bytes]]
@@ -41,8 +47,8 @@ _LIMIT_NAMES: Final = {
 }
 
 
-class Window:
-    """One per-minute limit of one API key."""
+class KeyQuota:
+    """One per-minute limit (RPM or TPM) of one API key: its slices and its bucket."""
 
     __slots__ = (
         "_header_names",
@@ -107,8 +113,8 @@ class Window:
         ]
 
 
-class Decision:
-    """The limiter's answer for one request."""
+class Admission:
+    """The limiter's answer for one request: admitted, or refused and why."""
 
     __slots__ = ("admitted", "cost", "headers", "kind", "limit", "used", "wait")
 
@@ -135,57 +141,60 @@ class Decision:
         self.cost = cost
 
 
-_ADMITTED_FREELY: Final = Decision([])
+_ADMITTED_FREELY: Final = Admission([])
 
 
 class RateLimiter:
-    """The RPM and TPM limits of every API key seen."""
+    """The RPM and TPM limits of every API key seen.
 
-    def __init__(self, limits: Limits) -> None:
+    Kept apart from `anyfan.Rate` on purpose: see the module's docstring.
+    """
+
+    def __init__(self, limits: ServerLimits) -> None:
         self.limits = limits
-        self._windows: dict[str, tuple[Window | None, Window | None]] = {}
+        self._quotas: dict[str, tuple[KeyQuota | None, KeyQuota | None]] = {}
 
-    def admit(self, key: str, tokens: int, now: float) -> Decision:
+    def admit(self, key: str, tokens: int, now: float) -> Admission:
         """Admit and charge one request of ``tokens`` for ``key`` at ``now``, or refuse it."""
-        windows = self._windows.get(key)
-        if windows is None:
+        quotas = self._quotas.get(key)
+        if quotas is None:
             rpm, tpm = self.limits.rpm, self.limits.tpm
             if rpm is None and tpm is None:
                 return _ADMITTED_FREELY
-            windows = (
-                None if rpm is None else Window("requests", rpm, now),
-                None if tpm is None else Window("tokens", tpm, now),
+            quotas = (
+                None if rpm is None else KeyQuota("requests", rpm, now),
+                None if tpm is None else KeyQuota("tokens", tpm, now),
             )
-            self._windows[key] = windows
-        requests, token_window = windows
+            self._quotas[key] = quotas
+        requests, token_quota = quotas
         request_wait = 0.0 if requests is None else requests.wait(1, now)
-        token_wait = 0.0 if token_window is None else token_window.wait(tokens, now)
+        token_wait = 0.0 if token_quota is None else token_quota.wait(tokens, now)
         if request_wait or token_wait:
             # Name the limit that holds the request back longest: its wait is the one to obey.
-            window, kind, cost = (
+            quota, kind, cost = (
                 (requests, "requests", 1)
                 if request_wait >= token_wait
-                else (token_window, "tokens", tokens)
+                else (token_quota, "tokens", tokens)
             )
-            assert window is not None
-            return Decision(
-                self._headers(windows),
+            assert quota is not None
+            return Admission(
+                self._headers(quotas),
                 admitted=False,
                 kind=kind,  # type: ignore[arg-type]
                 wait=max(request_wait, token_wait),
-                limit=window.limit,
-                used=window.limit - window.remaining,
+                limit=quota.limit,
+                used=quota.limit - quota.remaining,
                 cost=cost,
             )
         if requests is not None:
             requests.charge(1)
-        if token_window is not None:
-            token_window.charge(tokens)
-        return Decision(self._headers(windows))
+        if token_quota is not None:
+            token_quota.charge(tokens)
+        return Admission(self._headers(quotas))
 
     @staticmethod
-    def _headers(windows: tuple[Window | None, Window | None]) -> Headers:
-        requests, tokens = windows
+    def _headers(quotas: tuple[KeyQuota | None, KeyQuota | None]) -> Headers:
+        requests, tokens = quotas
         headers = [] if requests is None else requests.headers()
         if tokens is not None:
             headers += tokens.headers()

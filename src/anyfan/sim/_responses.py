@@ -14,7 +14,7 @@ from ._durations import ceil_ms, format_ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._limiter import Decision
+    from ._limiter import Admission
 
 #: ``created`` of every response: a fixed time, so a body depends on its request alone.
 CREATED: Final = 1_735_689_600
@@ -35,7 +35,7 @@ def error(message: str, kind: str, param: str | None = None, code: str | None = 
     return encode({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-def rate_limit_error(model: str, decision: Decision) -> bytes:
+def rate_limit_error(model: str, decision: Admission) -> bytes:
     """Return the 429 body for a request the limiter refused."""
     unit = "requests per min (RPM)" if decision.kind == "requests" else "tokens per min (TPM)"
     where = f"for {model} in organization {ORGANIZATION} on {unit}"

@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
 
 from ._app import SimApp
-from ._config import Faults, Latency, Limits
+from ._config import Faults, Latency, ServerLimits
 from ._state import (
     DEFAULT_EMBEDDING_DIMENSIONS,
     DEFAULT_MODELS,
@@ -63,7 +63,7 @@ class Simulator:
     provider does, injects seeded faults, and counts what it sees. Use it as a
     context manager, or call `start` and `stop`::
 
-        with Simulator(limits=Limits(rpm=600)) as sim:
+        with Simulator(limits=ServerLimits(rpm=600)) as sim:
             client = openai.AsyncOpenAI(base_url=sim.base_url, api_key="sk-test")
 
     Settings can change while it runs, from any thread. Every setter replaces
@@ -88,7 +88,7 @@ class Simulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        limits: Limits | None = None,
+        limits: ServerLimits | None = None,
         faults: Faults | None = None,
         latency: Latency | None = None,
         seed: int = 0,
@@ -97,10 +97,10 @@ class Simulator:
         embedding_dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS,
         loop: LoopName = "auto",
     ) -> None:
-        limits = Limits() if limits is None else limits
+        limits = ServerLimits() if limits is None else limits
         faults = Faults() if faults is None else faults
         latency = Latency() if latency is None else latency
-        _check("limits", limits, Limits)
+        _check("limits", limits, ServerLimits)
         _check("faults", faults, Faults)
         _check("latency", latency, Latency)
         if not _is_port(port):
@@ -289,7 +289,7 @@ class Simulator:
         return future.result(_THREAD_TIMEOUT)
 
     @property
-    def limits(self) -> Limits:
+    def limits(self) -> ServerLimits:
         """The rate limits in force."""
         return self._state.limits
 
@@ -306,13 +306,13 @@ class Simulator:
     def configure(
         self,
         *,
-        limits: Limits | None = None,
+        limits: ServerLimits | None = None,
         faults: Faults | None = None,
         latency: Latency | None = None,
     ) -> None:
         """Replace any of the settings; new limits give every key a fresh budget."""
         if limits is not None:
-            _check("limits", limits, Limits)
+            _check("limits", limits, ServerLimits)
         if faults is not None:
             _check("faults", faults, Faults)
         if latency is not None:
@@ -321,7 +321,7 @@ class Simulator:
 
     def set_limits(self, *, rpm: int | None = None, tpm: int | None = None) -> None:
         """Set the per-key limits (``None``: no such limit); every key starts afresh."""
-        self.configure(limits=Limits(rpm=rpm, tpm=tpm))
+        self.configure(limits=ServerLimits(rpm=rpm, tpm=tpm))
 
     def set_faults(self, **probabilities: Any) -> None:
         """Set the fault probabilities, such as ``set_faults(server_error=0.05)``.

@@ -20,7 +20,7 @@ from ._requests import MAX_DIMENSIONS
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ._config import Faults, Latency, Limits
+    from ._config import Faults, Latency, ServerLimits
 
 DEFAULT_MODELS: Final = (
     "gpt-4o-mini",
@@ -81,7 +81,7 @@ class SimState:
     def __init__(
         self,
         *,
-        limits: Limits,
+        limits: ServerLimits,
         faults: Faults,
         latency: Latency,
         content: Content,
@@ -115,7 +115,7 @@ class SimState:
     def configure(
         self,
         *,
-        limits: Limits | None = None,
+        limits: ServerLimits | None = None,
         faults: Faults | None = None,
         latency: Latency | None = None,
     ) -> None:

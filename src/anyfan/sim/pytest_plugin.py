@@ -5,7 +5,7 @@
 where tests must not see each other's traffic). Configure the per-test one
 with a marker, whose keyword arguments go to `Simulator`::
 
-    @pytest.mark.anyfan_sim(limits=Limits(rpm=60), seed=7)
+    @pytest.mark.anyfan_sim(limits=ServerLimits(rpm=60), seed=7)
     async def test_my_client(anyfan_sim):
         client = openai.AsyncOpenAI(base_url=anyfan_sim.base_url, api_key="sk-test")
 
