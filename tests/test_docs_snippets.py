@@ -149,6 +149,28 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
 import pytest  # noqa: E402
 
 _PAGES = _pages_with_snippets()
+#: Pages whose snippets do not run as printed yet (issue 10): each fails strictly as
+#: expected, so fixing a page means deleting its line here.
+KNOWN_FAILING = {
+    "docs/explanation/semantics.md": "fragments without their imports (owned by engine)",
+    "docs/how-to/choose-transport.md": "fragments: `requests` undefined",
+    "docs/how-to/django-flask.md": "needs django and flask, which no extra installs",
+    "docs/how-to/jupyter.md": "fragments: `texts` undefined",
+    "docs/how-to/migrate-from-acreate.md": "the legacy acreate code is shown on purpose",
+    "docs/how-to/progress.md": "fragments without their imports",
+    "docs/how-to/replace-threadpoolexecutor.md": "fragments: `docs` undefined",
+    "docs/how-to/retry-safely.md": "fragments: `fetch` undefined",
+    "docs/how-to/stay-under-quota.md": "fragments: `questions` undefined",
+    "docs/how-to/test-with-anyfan-sim.md": "fragments: `run_my_job` undefined",
+}
+
+
+def _param(page: Path) -> Any:
+    name = str(page.relative_to(ROOT))
+    if name in KNOWN_FAILING:
+        mark = pytest.mark.xfail(reason=f"issue 10: {KNOWN_FAILING[name]}", strict=True)
+        return pytest.param(page, id=name, marks=mark)
+    return pytest.param(page, id=name)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +191,7 @@ def page_runs(request: pytest.FixtureRequest) -> dict[Path, Any]:
         return {page: future.result() for page, future in futures.items()}
 
 
-@pytest.mark.parametrize("page", _PAGES, ids=[str(p.relative_to(ROOT)) for p in _PAGES])
+@pytest.mark.parametrize("page", [_param(page) for page in _PAGES])
 def test_page_runs_as_printed(page: Path, page_runs: dict[Path, Any]) -> None:
     run = page_runs[page]
     assert run.returncode == 0, f"{page.relative_to(ROOT)}:\n{run.stdout}\n{run.stderr}"
