@@ -155,11 +155,7 @@ KNOWN_FAILING = {
     "docs/explanation/semantics.md": "fragments without their imports (owned by engine)",
     "docs/how-to/choose-transport.md": "fragments: `requests` undefined",
     "docs/how-to/django-flask.md": "needs django and flask, which no extra installs",
-    "docs/how-to/jupyter.md": "fragments: `texts` undefined",
     "docs/how-to/migrate-from-acreate.md": "the legacy acreate code is shown on purpose",
-    "docs/how-to/progress.md": "fragments without their imports",
-    "docs/how-to/replace-threadpoolexecutor.md": "fragments: `docs` undefined",
-    "docs/how-to/retry-safely.md": "fragments: `fetch` undefined",
     "docs/how-to/stay-under-quota.md": "fragments: `questions` undefined",
     "docs/how-to/test-with-anyfan-sim.md": "fragments: `run_my_job` undefined",
 }
