@@ -153,11 +153,6 @@ _PAGES = _pages_with_snippets()
 #: expected, so fixing a page means deleting its line here.
 KNOWN_FAILING = {
     "docs/explanation/semantics.md": "fragments without their imports (owned by engine)",
-    "docs/how-to/choose-transport.md": "fragments: `requests` undefined",
-    "docs/how-to/django-flask.md": "needs django and flask, which no extra installs",
-    "docs/how-to/migrate-from-acreate.md": "the legacy acreate code is shown on purpose",
-    "docs/how-to/stay-under-quota.md": "fragments: `questions` undefined",
-    "docs/how-to/test-with-anyfan-sim.md": "fragments: `run_my_job` undefined",
 }
 
 
