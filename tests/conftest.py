@@ -65,7 +65,8 @@ def backend_name(anyio_backend: Any) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the eager-task variant on the core tests only (see the module docstring)."""
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         eager = callspec is not None and "asyncio+eager" in callspec.id.split("-")

@@ -36,7 +36,7 @@ import tempfile
 import traceback
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The pages whose snippets must run.
@@ -173,9 +173,9 @@ def page_runs(request: pytest.FixtureRequest) -> dict[Path, Any]:
     from anyfan.sim import Simulator
 
     selected = {
-        item.callspec.params["page"]
+        cast("Path", item.callspec.params["page"])
         for item in request.session.items
-        if getattr(item, "callspec", None) and item.originalname == "test_page_runs_as_printed"
+        if isinstance(item, pytest.Function) and item.originalname == "test_page_runs_as_printed"
     }
     with Simulator() as sim, concurrent.futures.ThreadPoolExecutor(PARALLEL_PAGES) as pool:
         futures = {page: pool.submit(_run_page, page, sim.base_url) for page in selected}
