@@ -151,8 +151,7 @@ import pytest  # noqa: E402
 _PAGES = _pages_with_snippets()
 #: Pages whose snippets do not run as printed yet (issue 10): each fails strictly as
 #: expected, so fixing a page means deleting its line here.
-KNOWN_FAILING = {
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 def _param(page: Path) -> Any:
