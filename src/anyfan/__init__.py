@@ -10,10 +10,14 @@ from ._core._budget import RetryBudget
 from ._core._engine import Outcomes
 from ._core._errors import DeadlineExceeded, FanError
 from ._core._fan import Fan
+from ._core._first import first
+from ._core._group import Group
+from ._core._hooks import PauseEvent, RetryEvent
 from ._core._options import DEFAULT_CONCURRENCY, ErrorPolicy
 from ._core._outcome import Outcome
 from ._core._rate import Rate
 from ._core._retry import Retry
+from ._core._solo import RateTicket
 from ._core._stats import FanStats, LimitStats
 from ._version import __version__
 from .blocking import Executor
@@ -26,14 +30,19 @@ __all__ = [
     "Fan",
     "FanError",
     "FanStats",
+    "Group",
     "LimitStats",
     "Outcome",
     "Outcomes",
+    "PauseEvent",
     "Rate",
+    "RateTicket",
     "Retry",
     "RetryBudget",
+    "RetryEvent",
     "__version__",
     "blocking",
+    "first",
     "gather",
     "map",
     "stream",
@@ -45,12 +54,16 @@ for _name in (
     "Fan",
     "FanError",
     "FanStats",
+    "Group",
     "LimitStats",
     "Outcome",
     "Outcomes",
+    "PauseEvent",
     "Rate",
+    "RateTicket",
     "Retry",
     "RetryBudget",
+    "RetryEvent",
 ):
     globals()[_name].__module__ = __name__
 del _name

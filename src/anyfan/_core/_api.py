@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from ._engine import Outcomes
 from ._fan import Fan, Items, close_unstarted
+from ._hooks import OnPause, OnRetry
 from ._options import DEFAULT_CONCURRENCY, ErrorPolicy, check_concurrency
 from ._progress import Observer
 from ._retry import Retry
@@ -28,6 +29,8 @@ async def map(
     retry: Retry | None = ...,
     progress: bool | str = ...,
     on_outcome: Observer | None = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
 
@@ -44,6 +47,8 @@ async def map(
     retry: Retry | None = ...,
     progress: bool | str = ...,
     on_outcome: Observer | None = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
 
@@ -60,6 +65,8 @@ async def map(
     retry: Retry | None = ...,
     progress: bool | str = ...,
     on_outcome: Observer | None = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     errors: Literal["raise", "collect"] = ...,
 ) -> list[R]: ...
 
@@ -76,6 +83,8 @@ async def map(
     retry: Retry | None = ...,
     progress: bool | str = ...,
     on_outcome: Observer | None = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     errors: Literal["return"],
 ) -> list[R | Exception]: ...
 
@@ -91,13 +100,24 @@ async def map(
     retry: Retry | None = None,
     progress: bool | str = False,
     on_outcome: Observer | None = None,
+    on_retry: OnRetry | None = None,
+    on_pause: OnPause | None = None,
     errors: ErrorPolicy = "raise",
 ) -> list[Any]:
     """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in input order.
 
-    The one-shot form of `Fan.map`; see there for the options.
+    The one-shot form of `Fan.map`; see there for the options, and `Fan` for
+    ``on_retry`` and ``on_pause``.
     """
-    fan = Fan(concurrency, timeout=timeout, errors=errors, limits=limits, retry=retry)
+    fan = Fan(
+        concurrency,
+        timeout=timeout,
+        errors=errors,
+        limits=limits,
+        retry=retry,
+        on_retry=on_retry,
+        on_pause=on_pause,
+    )
     return await fan.map(fn, items, deadline=deadline, progress=progress, on_outcome=on_outcome)
 
 
@@ -133,6 +153,8 @@ def stream(
     retry: Retry | None = ...,
     progress: bool | str = ...,
     on_outcome: Observer | None = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
@@ -149,6 +171,8 @@ def stream(
     retry: Retry | None = ...,
     progress: bool | str = ...,
     on_outcome: Observer | None = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
@@ -164,12 +188,22 @@ def stream(
     retry: Retry | None = None,
     progress: bool | str = False,
     on_outcome: Observer | None = None,
+    on_retry: OnRetry | None = None,
+    on_pause: OnPause | None = None,
 ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
     """Yield an `Outcome` per item as calls finish (or in input order with ``ordered=True``).
 
-    The one-shot form of `Fan.stream`; see there for the options.
+    The one-shot form of `Fan.stream`; see there for the options, and `Fan`
+    for ``on_retry`` and ``on_pause``.
     """
-    fan = Fan(concurrency, timeout=timeout, limits=limits, retry=retry)
+    fan = Fan(
+        concurrency,
+        timeout=timeout,
+        limits=limits,
+        retry=retry,
+        on_retry=on_retry,
+        on_pause=on_pause,
+    )
     return fan.stream(
         fn, items, ordered=ordered, deadline=deadline, progress=progress, on_outcome=on_outcome
     )

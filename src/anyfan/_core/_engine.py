@@ -20,6 +20,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._aggregate import Collector
+from ._attempts import guarded
 from ._channel import Channel
 from ._clock import loop_clock
 from ._errors import DeadlineExceeded
@@ -340,65 +341,16 @@ class Run(Generic[T, R]):
         return value
 
     async def _with_policy(self, item: T) -> tuple[Any, Exception | None, int, float]:
-        """Every attempt for one item under the limits, the shared pause and the retry policy.
-
-        The order matters: a slot first, then the pause and the rate limits,
-        so that admission and start coincide and the provider sees the
-        spacing the limiter computed. No slot is held while backing off.
-        """
-        policy = self._guarded
-        assert policy is not None
-        slots, stats = self._slots, self._stats
-        limits, pause, retry = policy.limits, policy.pause, policy.retry
-        attempt = 0
-        first = 0.0
-        while True:
-            error: Exception | None = None
-            value: Any = None
-            ticket = None
-            await slots.acquire()
-            try:
-                if limits is not None:
-                    ticket = await limits.acquire(item)  # also waits out the pause
-                elif pause is not None:  # pragma: no branch - a policy has limits or a retry
-                    await pause.wait()
-                now = self._now()
-                if attempt == 0:
-                    first = now
-                    if retry is not None:
-                        retry.record_call(now)
-                attempt += 1
-                stats.started += 1
-                try:
-                    value = await self._call_timed(item)
-                except Exception as exc:
-                    error = exc
-                except BaseException:
-                    stats.cancelled += 1
-                    raise
-            finally:
-                slots.release()
-            if ticket is not None:
-                assert limits is not None
-                try:
-                    limits.settle(ticket, value if error is None else error)
-                except Exception as exc:  # a broken ``actual`` function fails its item
-                    error = error or exc
-            if error is None:
-                stats.succeeded += 1
-                return value, None, attempt, first
-            if retry is None:
-                stats.failed += 1
-                return None, error, attempt, first
-            now = self._now()
-            decision = retry.decide(error, attempt=attempt, elapsed=now - first, now=now)
-            if decision.pause is not None and pause is not None:  # pragma: no branch
-                pause.trigger(decision.pause)
-            if decision.delay is None:
-                stats.failed += 1
-                return None, error, attempt, first
-            stats.retried += 1
-            await anyio.sleep(decision.delay)
+        """Every attempt for one item under the limits, the shared pause and the retry policy."""
+        assert self._guarded is not None
+        return await guarded(
+            self._call_timed,
+            item,
+            slots=self._slots,
+            stats=self._stats,
+            policy=self._guarded,
+            now=self._now,
+        )
 
     _timed = False
 

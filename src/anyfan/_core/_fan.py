@@ -8,8 +8,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar, overload
 
+from . import _call, _group
 from ._aggregate import Collector
 from ._engine import MapRun, Outcomes, StreamRun, as_async
+from ._hooks import Hooks, OnPause, OnRetry
 from ._options import (
     DEFAULT_CONCURRENCY,
     ErrorPolicy,
@@ -65,6 +67,9 @@ class Fan:
         limits: `Rate` limits every call must pass, shared by all uses of this
             Fan (an ``aiolimiter.AsyncLimiter`` is accepted under asyncio).
         retry: A `Retry` policy for failed calls, or ``None`` for no retries.
+        on_retry: Called with a `RetryEvent` before each retry waits.
+        on_pause: Called with a `PauseEvent` when a server's delay starts or
+            extends the shared pause.
     """
 
     def __init__(
@@ -75,13 +80,16 @@ class Fan:
         errors: ErrorPolicy = "raise",
         limits: Iterable[Any] = (),
         retry: Retry | None = None,
+        on_retry: OnRetry | None = None,
+        on_pause: OnPause | None = None,
     ) -> None:
         self._concurrency = check_concurrency(concurrency)
         self._timeout = check_seconds(timeout, name="timeout")
         self._errors = check_errors(errors)
-        self._policy = Policy(limits=limits, retry=retry)
+        self._policy = Policy(limits=limits, retry=retry, hooks=Hooks(on_retry, on_pause))
         self._slots = Slots(self._concurrency)
         self._stats = Stats()
+        self._caller = _call.Caller()
 
     def __repr__(self) -> str:
         extra = ""
@@ -147,6 +155,7 @@ class Fan:
                 limits=(*(policy.limits.rates if policy.limits else ()), *limits),
                 retry=policy.retry if retry is UNSET else retry,
                 pause=policy.pause,
+                hooks=policy.hooks,
             )
         return {
             "slots": self._slots,
@@ -158,6 +167,130 @@ class Fan:
             else check_seconds(timeout, name="timeout"),
             "deadline": check_seconds(deadline, name="deadline"),
         }
+
+    @overload
+    async def call(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        item: T,
+        *,
+        timeout: float | _Unset | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
+        on_outcome: Observer | None = ...,
+    ) -> R: ...
+
+    @overload
+    async def call(
+        self,
+        fn: Callable[[T], R],
+        item: T,
+        *,
+        timeout: float | _Unset | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
+        on_outcome: Observer | None = ...,
+    ) -> R: ...
+
+    async def call(
+        self,
+        fn: Callable[[T], Any],
+        item: T,
+        *,
+        timeout: float | _Unset | None = UNSET,
+        limits: Iterable[Any] = (),
+        retry: Retry | _Unset | None = UNSET,
+        on_outcome: Observer | None = None,
+    ) -> Any:
+        """Call ``fn(item)`` once, under this Fan's limits; return its value or raise its error.
+
+        The call takes one of the Fan's slots, passes its rate limits and
+        shared pause, and is retried and timed out like an item of `map`,
+        sharing all of these with every other `call`, `map` and `stream` on
+        this Fan, from any number of tasks. Its final exception is raised as
+        it is (an ``openai.RateLimitError``, say), never wrapped in a
+        `FanError`. ``fn`` may be async or sync (then run in a worker thread).
+        The options override the Fan's for this call; ``on_outcome`` is
+        called with its `Outcome` (attempts, elapsed time) before it returns.
+        """
+        if on_outcome is not None and not callable(on_outcome):
+            raise TypeError(f"on_outcome must be a function or None, got {on_outcome!r}")
+        if timeout is UNSET and retry is UNSET and limits == ():
+            policy = self._policy
+            return await _call.call(
+                self,
+                fn,
+                item,
+                timeout=self._timeout,
+                policy=policy if policy.active else None,
+                on_outcome=on_outcome,
+            )
+        options = self._run_options(None, timeout, None, limits, retry)
+        return await _call.call(
+            self,
+            fn,
+            item,
+            timeout=options["timeout"],
+            policy=options["policy"],
+            on_outcome=on_outcome,
+        )
+
+    @overload
+    def wrap(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        *,
+        timeout: float | _Unset | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
+    ) -> Callable[[T], Awaitable[R]]: ...
+
+    @overload
+    def wrap(
+        self,
+        fn: Callable[[T], R],
+        *,
+        timeout: float | _Unset | None = ...,
+        limits: Iterable[Any] = ...,
+        retry: Retry | _Unset | None = ...,
+    ) -> Callable[[T], Awaitable[R]]: ...
+
+    def wrap(
+        self,
+        fn: Callable[[T], Any],
+        *,
+        timeout: float | _Unset | None = UNSET,
+        limits: Iterable[Any] = (),
+        retry: Retry | _Unset | None = UNSET,
+    ) -> Callable[[T], Awaitable[Any]]:
+        """Return an async function ``f(item)`` that makes `call` ``(fn, item)``.
+
+        Also a decorator: ``@fan.wrap`` above ``async def ask(request): ...``
+        makes every ``await ask(request)`` go through this Fan. The options
+        are those of `call`, fixed for every call of ``f``.
+        """
+        if not callable(fn):
+            raise TypeError(f"wrap needs a function, got {fn!r}")
+        self._run_options(None, timeout, None, limits, retry)  # reject bad options now
+        options: dict[str, Any] = {}
+        if timeout is not UNSET:
+            options["timeout"] = check_seconds(timeout, name="timeout")
+        limits = tuple(limits)
+        if limits:
+            options["limits"] = limits
+        if retry is not UNSET:
+            options["retry"] = retry
+        return _call.wrapped(self, fn, options)
+
+    def group(self) -> AbstractAsyncContextManager[_group.Group]:
+        """A task group for calls: ``async with fan.group() as g: g.start_soon(fn, item)``.
+
+        Each ``start_soon`` runs `call` in a new task and returns at once; the
+        calls wait for this Fan's slots and limits like any other. The block
+        waits for every call. The first failure cancels the rest, and leaving
+        the block then raises a `FanError` of every failure.
+        """
+        return _group.group(self)
 
     @overload
     async def map(

@@ -1,0 +1,127 @@
+"""`Fan.call`: one call through a Fan's slots, limits, pause, retries and stats.
+
+What a web handler or a worker needs: one item at a time, while hundreds of
+other callers (and any running ``map``) share the same limits. The call
+returns its value or raises its own final exception, never a `FanError`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._attempts import guarded, timed
+from ._clock import loop_clock
+from ._engine import as_async, is_async_callable
+from ._gate import loop_token
+from ._outcome import Outcome
+
+if TYPE_CHECKING:
+    from ._fan import Fan
+    from ._policy import Policy
+    from ._progress import Observer
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Caller:
+    """A Fan's state for single calls: the sync-callable cache and the loop last bound.
+
+    Rates and pauses keep times on the loop's clock; a run re-binds them at
+    its start, and single calls re-bind whenever the event loop changes.
+    """
+
+    __slots__ = ("_fn", "_wrapped", "token")
+
+    def __init__(self) -> None:
+        self._fn: Any = None
+        self._wrapped: Any = None
+        self.token: object = None
+
+    def prepared(self, fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[Any]]:
+        """``fn`` as an async callable; a sync one runs in a worker thread (as in ``map``)."""
+        if fn is self._fn:
+            return self._wrapped  # type: ignore[no-any-return]
+        wrapped = fn if is_async_callable(fn) else as_async(fn, threads)
+        self._fn, self._wrapped = fn, wrapped
+        return wrapped
+
+    def bind(self, policy: Policy) -> None:
+        """Bind ``policy`` to the running loop unless single calls already did on this loop."""
+        token = loop_token()
+        if token is not self.token:
+            policy.bind()
+            self.token = token
+
+
+async def call(
+    fan: Fan,
+    fn: Callable[[T], Any],
+    item: T,
+    *,
+    timeout: float | None,
+    policy: Policy | None,
+    on_outcome: Observer | None,
+) -> Any:
+    """The body of `Fan.call`, once its options are resolved."""
+    call_fn = fan._caller.prepared(fn, fan._concurrency)
+    slots, stats = fan._slots, fan._stats
+    if policy is None:
+        # The fast path: one slot, one attempt, no clock read unless a hook wants it.
+        now = loop_clock() if on_outcome is not None or timeout is not None else None
+        await slots.acquire()
+        started = now() if on_outcome is not None else 0.0  # type: ignore[misc]
+        stats.started += 1
+        try:
+            if timeout is None:
+                value = await call_fn(item)
+            else:
+                value = await timed(call_fn, item, timeout, now)  # type: ignore[arg-type]
+        except Exception as exc:
+            stats.failed += 1
+            if on_outcome is not None:
+                on_outcome(Outcome(0, item, None, exc, 1, now() - started))  # type: ignore[misc]
+            raise
+        except BaseException:
+            stats.cancelled += 1
+            raise
+        else:
+            stats.succeeded += 1
+        finally:
+            slots.release()
+        if on_outcome is not None:
+            on_outcome(Outcome(0, item, value, None, 1, now() - started))  # type: ignore[misc]
+        return value
+    fan._caller.bind(policy)
+    now = loop_clock()
+    attempt_fn = call_fn
+    if timeout is not None:
+        attempt_fn = functools.partial(timed, call_fn, timeout=timeout, now=now)
+    value, error, attempts, first = await guarded(
+        attempt_fn, item, slots=slots, stats=stats, policy=policy, now=now
+    )
+    if on_outcome is not None:
+        on_outcome(Outcome(0, item, value, error, attempts, now() - first))
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error
+    return value
+
+
+def wrapped(fan: Fan, fn: Callable[[T], Any], options: dict[str, Any]) -> Callable[[T], Any]:
+    """``fn`` as an async callable whose every call goes through ``fan.call``."""
+
+    @functools.wraps(fn)
+    async def through_fan(item: T) -> Any:
+        return await fan.call(fn, item, **options)
+
+    return through_fan
+
+
+def limits_given(limits: Iterable[Any]) -> tuple[Any, ...]:
+    """The per-call limits as a tuple (they are given as any iterable)."""
+    return limits if isinstance(limits, tuple) else tuple(limits)
