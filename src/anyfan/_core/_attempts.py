@@ -109,6 +109,8 @@ async def guarded(
             return value, None, attempt, first
         if retry is None:
             stats.failed += 1
+            if telemetry is not None:
+                telemetry.failed(error)
             return None, error, attempt, first
         t = now()
         elapsed = t - first
@@ -117,6 +119,8 @@ async def guarded(
             _pause(pause, decision, item, error, hooks, telemetry)
         if decision.delay is None:
             stats.failed += 1
+            if telemetry is not None:
+                telemetry.failed(error)
             if decision.reason != "not retryable":
                 _log.giving_up(item, attempt, error, decision.reason)
             return None, error, attempt, first

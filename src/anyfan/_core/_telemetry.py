@@ -42,6 +42,9 @@ class Telemetry(Protocol):
     def settled(self, rates: Sequence[Rate], units: Sequence[float]) -> None:
         """An attempt's charges were settled at ``units`` (its actual costs)."""
 
+    def failed(self, error: Exception) -> None:
+        """A call failed for good (no retry follows)."""
+
     def retried(self, event: RetryEvent[Any]) -> None:
         """A failed attempt will be retried."""
 
