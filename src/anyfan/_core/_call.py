@@ -7,9 +7,12 @@ returns its value or raises its own final exception, never a `FanError`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
 
 from ._attempts import guarded, timed
 from ._clock import loop_clock
@@ -33,12 +36,13 @@ class Caller:
     its start, and single calls re-bind whenever the event loop changes.
     """
 
-    __slots__ = ("_fn", "_wrapped", "token")
+    __slots__ = ("_fn", "_wrapped", "now", "token")
 
     def __init__(self) -> None:
         self._fn: Any = None
         self._wrapped: Any = None
         self.token: object = None
+        self.now: Callable[[], float] = anyio.current_time  # replaced on binding
 
     def prepared(self, fn: Callable[[T], Any], threads: int) -> Callable[[T], Awaitable[Any]]:
         """``fn`` as an async callable; a sync one runs in a worker thread (as in ``map``)."""
@@ -48,12 +52,15 @@ class Caller:
         self._fn, self._wrapped = fn, wrapped
         return wrapped
 
-    def bind(self, policy: Policy) -> None:
-        """Bind ``policy`` to the running loop unless single calls already did on this loop."""
-        token = loop_token()
+    def bind(self, policy: Policy) -> Callable[[], float]:
+        """Bind ``policy`` to the running loop unless calls already did; return its clock."""
+        # asyncio's running loop is its token, and far cheaper to fetch than anyio's.
+        token = asyncio._get_running_loop() or loop_token()
         if token is not self.token:
             policy.bind()
             self.token = token
+            self.now = loop_clock()
+        return self.now
 
 
 async def call(
@@ -94,8 +101,7 @@ async def call(
         if on_outcome is not None:
             on_outcome(Outcome(0, item, value, None, 1, now() - started))  # type: ignore[misc]
         return value
-    fan._caller.bind(policy)
-    now = loop_clock()
+    now = fan._caller.bind(policy)
     attempt_fn = call_fn
     if timeout is not None:
         attempt_fn = functools.partial(timed, call_fn, timeout=timeout, now=now)
