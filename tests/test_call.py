@@ -303,3 +303,44 @@ def _trio() -> list[tuple[str, dict[str, Any]]]:
     from strategies import HAS_TRIO
 
     return [("trio", {})] if HAS_TRIO else []
+
+
+async def test_a_sync_call_that_overruns_its_timeout_is_discarded() -> None:
+    import time
+
+    def slow(_: int) -> int:
+        time.sleep(0.05)  # in a worker thread, which cannot be interrupted
+        return 1
+
+    for fan in (Fan(2, timeout=0.005), Fan(2, timeout=0.005, limits=[Rate(1000)])):
+        with pytest.raises(TimeoutError, match="longer than its timeout"):
+            await fan.call(slow, 1)
+
+
+async def test_a_shorter_pause_does_not_extend_the_hold() -> None:
+    pauses: list[PauseEvent[Any]] = []
+
+    class Busy(Exception):
+        pass
+
+    async def busy(item: tuple[int, float]) -> None:
+        steps, hint = item
+        for _ in range(steps):
+            await anyio.lowlevel.checkpoint()
+        raise Busy(hint)
+
+    retry = Retry(1, retry_on=Busy, delay_hint=lambda e: e.args[0])
+    fan = Fan(2, retry=retry, on_pause=pauses.append)
+    errors: list[BaseException] = []
+
+    async def caller(item: tuple[int, float]) -> None:
+        try:
+            await fan.call(busy, item)
+        except Busy as error:
+            errors.append(error)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller, (2, 30.0))  # pauses everyone for 30 s
+        tg.start_soon(caller, (6, 0.001))  # asks for less: no extension
+    assert len(errors) == 2
+    assert [event.seconds for event in pauses] == [30.0]

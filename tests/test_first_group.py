@@ -199,3 +199,23 @@ async def test_first_with_a_deadline_and_every_call_stuck() -> None:
 
     with pytest.raises(anyfan.DeadlineExceeded):
         await anyfan.first(stuck, range(3), deadline=0.01)
+
+
+async def test_first_leaves_a_generator_it_was_given_to_its_owner() -> None:
+    closed: list[bool] = []
+
+    async def source() -> Any:
+        try:
+            for i in range(10):
+                yield i
+        finally:
+            closed.append(True)
+
+    async def echo(i: int) -> int:
+        return i
+
+    items = source()
+    assert await anyfan.first(echo, items, concurrency=1) == 0
+    assert closed == []
+    await items.aclose()  # type: ignore[attr-defined]
+    assert closed == [True]

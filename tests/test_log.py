@@ -63,6 +63,15 @@ async def test_a_failure_that_is_not_retryable_is_not_a_give_up(
     assert [r for r in caplog.records if r.name == "anyfan"] == []
 
 
+async def test_nothing_is_formatted_when_the_levels_are_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    retry = Retry(2, backoff=0.001, max_backoff=0.001, budget=None, delay_hint=lambda e: 0.001)
+    with caplog.at_level(logging.ERROR, logger="anyfan"), pytest.raises(Busy):
+        await Fan(2, retry=retry).call(always_busy, "x")
+    assert [r for r in caplog.records if r.name == "anyfan"] == []
+
+
 def test_redaction() -> None:
     assert redact(f"key {KEY} leaked") == "key sk-*** leaked"
     assert redact("Authorization: Bearer abc.def-ghi_jkl") == "Authorization: Bearer ***"

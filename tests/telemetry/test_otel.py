@@ -153,9 +153,23 @@ async def test_without_an_sdk_nothing_is_recorded_and_calls_still_work() -> None
     try:
         fan = Fan(2, retry=Retry(2))
         await fan.call(anyio.sleep, 0)
-        assert fan.stats.succeeded == 1
+        with pytest.raises(ValueError, match="no"):
+            await fan.call(_fail, "no")
+        assert (fan.stats.succeeded, fan.stats.failed) == (1, 1)
     finally:
         anyfan.otel.uninstrument()
+
+
+async def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+async def test_final_failures_without_a_retry_policy(otel: Telemetry) -> None:
+    fan = Fan(2, limits=[Rate(1000)])
+    with pytest.raises(ValueError, match="final"):
+        await fan.call(_fail, "final")
+    [point] = otel.metrics()["anyfan.calls.failed"]
+    assert (point.value, point.attributes["error.type"]) == (1, "ValueError")
 
 
 def test_attributes_by_shape() -> None:
@@ -182,6 +196,8 @@ def test_attributes_by_shape() -> None:
         "gen_ai.usage.output_tokens": 6,
     }
     assert response_attributes(None) == {}
+    assert response_attributes({"usage": {}}) == {}
+    assert "gen_ai.request.max_tokens" not in request_attributes({"model": "m", "prompt": "p"})[1]
 
     class Response:
         status_code = 503

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -126,8 +126,3 @@ def wrapped(fan: Fan, fn: Callable[[T], Any], options: dict[str, Any]) -> Callab
         return await fan.call(fn, item, **options)
 
     return through_fan
-
-
-def limits_given(limits: Iterable[Any]) -> tuple[Any, ...]:
-    """The per-call limits as a tuple (they are given as any iterable)."""
-    return limits if isinstance(limits, tuple) else tuple(limits)

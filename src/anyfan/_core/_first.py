@@ -148,7 +148,7 @@ class _Race:
         async with anyio.create_task_group() as tg:
 
             async def worker() -> None:
-                while not self.won:
+                while True:
                     try:
                         item = await pull()
                     except Exception as exc:  # the input itself failed
@@ -164,7 +164,8 @@ class _Race:
                     except Exception as exc:
                         self.failures.append((index, exc))
                         continue
-                    if not self.won:
+                    # Two calls can finish in the same loop iteration; the first one wins.
+                    if not self.won:  # pragma: no branch
                         self.won, self.value = True, value
                         tg.cancel_scope.cancel()
                     return

@@ -65,6 +65,3 @@ class Hooks:
     def __init__(self, on_retry: OnRetry | None = None, on_pause: OnPause | None = None) -> None:
         self.on_retry: OnRetry | None = check_hook(on_retry, "on_retry")
         self.on_pause: OnPause | None = check_hook(on_pause, "on_pause")
-
-    def __bool__(self) -> bool:
-        return self.on_retry is not None or self.on_pause is not None
