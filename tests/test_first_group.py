@@ -217,5 +217,5 @@ async def test_first_leaves_a_generator_it_was_given_to_its_owner() -> None:
     items = source()
     assert await anyfan.first(echo, items, concurrency=1) == 0
     assert closed == []
-    await items.aclose()  # type: ignore[attr-defined]
+    await items.aclose()
     assert closed == [True]
