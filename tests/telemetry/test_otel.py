@@ -22,6 +22,7 @@ from opentelemetry.trace import StatusCode
 import anyfan
 import anyfan.otel
 from anyfan import Fan, Rate, Retry
+from anyfan._core import _telemetry
 from anyfan.otel._attributes import error_attributes, request_attributes, response_attributes
 
 pytestmark = pytest.mark.anyio
@@ -151,6 +152,9 @@ async def test_without_an_sdk_nothing_is_recorded_and_calls_still_work() -> None
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     anyfan.otel.instrument()
     try:
+        assert anyfan.otel.instrumented()
+        assert _telemetry.current() is None  # so Fans keep their fast path
+        assert _telemetry.current() is None  # (answered from the cached look)
         fan = Fan(2, retry=Retry(2))
         await fan.call(anyio.sleep, 0)
         with pytest.raises(ValueError, match="no"):
@@ -170,6 +174,18 @@ async def test_final_failures_without_a_retry_policy(otel: Telemetry) -> None:
         await fan.call(_fail, "final")
     [point] = otel.metrics()["anyfan.calls.failed"]
     assert (point.value, point.attributes["error.type"]) == (1, "ValueError")
+
+
+async def test_metrics_alone_are_recorded_without_a_tracer() -> None:
+    telemetry = Telemetry()
+    anyfan.otel.instrument(meter_provider=telemetry.meter_provider)
+    try:
+        await Fan(2).call(anyio.sleep, 0)
+    finally:
+        anyfan.otel.uninstrument()
+    assert telemetry.total("anyfan.calls.started") == 1
+    assert telemetry.total("anyfan.calls.succeeded") == 1
+    assert telemetry.spans.get_finished_spans() == ()
 
 
 def test_attributes_by_shape() -> None:

@@ -14,7 +14,7 @@ import anyio
 
 from . import _log
 from ._hooks import PauseEvent, RetryEvent
-from ._telemetry import CURRENT
+from ._telemetry import current
 
 if TYPE_CHECKING:
     from ._policy import Policy
@@ -58,7 +58,7 @@ async def guarded(
     Non-`Exception` errors (cancellation, KeyboardInterrupt) propagate.
     """
     limits, pause, retry, hooks = policy.limits, policy.pause, policy.retry, policy.hooks
-    telemetry = CURRENT.active
+    telemetry = current()
     attempt = 0
     first = 0.0
     while True:

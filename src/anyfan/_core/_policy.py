@@ -8,7 +8,7 @@ from typing import Any
 from ._hooks import Hooks
 from ._rate import Limits
 from ._retry import Pause, Retry
-from ._telemetry import CURRENT
+from ._telemetry import current
 
 
 class Policy:
@@ -42,7 +42,7 @@ class Policy:
     @property
     def active(self) -> bool:
         """Whether anything beyond the concurrency limit applies (telemetry included)."""
-        return self.limits is not None or self.retry is not None or CURRENT.active is not None
+        return self.limits is not None or self.retry is not None or current() is not None
 
     def bind(self) -> None:
         """Attach to the running event loop (see `Limits.bind`)."""

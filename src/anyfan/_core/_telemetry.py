@@ -1,7 +1,8 @@
 """Where telemetry plugs into the engine, without the engine knowing OpenTelemetry.
 
-`anyfan.otel.instrument` installs a `Telemetry`; until then `ACTIVE` is
-``None`` and the engine pays one global read per item to find that out.
+`anyfan.otel.instrument` installs a `Telemetry`; until then the engine pays
+one global read per item to find that out, and while the telemetry has no
+SDK to report to, about as little more (see `current`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class Attempt(Protocol):
 
 class Telemetry(Protocol):
     """What the engine reports, attempt by attempt."""
+
+    def live(self) -> bool:
+        """Whether anything would be recorded now (an SDK is configured)."""
+        ...
 
     def attempt(self, item: Any, number: int) -> AbstractContextManager[Attempt]:
         """Enter around one attempt (the span is current while the call runs)."""
@@ -59,8 +64,16 @@ class _Slot:
         self.active: Telemetry | None = None
 
 
-#: The telemetry in force for every Fan, or ``None`` (the default: no cost).
+#: The telemetry installed for every Fan, or ``None`` (the default: no cost).
 CURRENT = _Slot()
+
+
+def current() -> Telemetry | None:
+    """The telemetry to report to now: installed, and with somewhere to report to."""
+    telemetry = CURRENT.active
+    if telemetry is None or not telemetry.live():
+        return None
+    return telemetry
 
 
 def install(telemetry: Telemetry | None) -> Telemetry | None:

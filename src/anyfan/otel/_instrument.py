@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,10 +26,20 @@ if TYPE_CHECKING:
     from .._core._rate import Rate
 
 _NAME = "anyfan"
+#: Seconds between looks for an SDK configured after `instrument` was called.
+RECHECK = 1.0
 
 
-def _no_sdk(tracer_provider: Any) -> bool:
-    return isinstance(tracer_provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+def _no_tracer(provider: Any) -> bool:
+    return isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def _no_meter(provider: Any) -> bool:
+    # The API's stand-in until a provider is set has no public name to check against.
+    return isinstance(provider, metrics.NoOpMeterProvider) or type(provider).__name__ in (
+        "_ProxyMeterProvider",
+        "ProxyMeterProvider",
+    )
 
 
 class _Attempt:
@@ -77,32 +88,14 @@ class _Attempt:
             self._owner.cancelled.add(1, self._attributes)
 
 
-class _Nothing:
-    """Stands in for an attempt while no SDK is configured."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> _Nothing:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-    def succeeded(self, value: Any) -> None:
-        pass
-
-    def failed(self, error: BaseException) -> None:
-        pass
-
-
-_NOTHING = _Nothing()
-
-
 class OtelTelemetry:
     """The `anyfan._core._telemetry.Telemetry` that reports to OpenTelemetry."""
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._live = False
+        self._recheck_at = -math.inf
         self.tracer = trace.get_tracer(_NAME, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_NAME, __version__, meter_provider=meter_provider)
         counter = meter.create_counter
@@ -121,13 +114,25 @@ class OtelTelemetry:
             "anyfan.limiter.wait", "s", "Time an attempt waited for the rate limits and pause"
         )
 
-    def _live(self) -> bool:
-        provider = self._tracer_provider or trace.get_tracer_provider()
-        return not _no_sdk(provider)
+    def live(self) -> bool:
+        """Whether an SDK is configured (a global provider, once set, stays set).
 
-    def attempt(self, item: Any, number: int) -> Any:
-        if not self._live():
-            return _NOTHING
+        Looking the providers up costs more than a call through anyfan, so
+        while there is none the answer is kept for `RECHECK` seconds.
+        """
+        if self._live:
+            return True
+        now = time.monotonic()
+        if now < self._recheck_at:
+            return False
+        self._recheck_at = now + RECHECK
+        self._live = not (
+            _no_tracer(self._tracer_provider or trace.get_tracer_provider())
+            and _no_meter(self._meter_provider or metrics.get_meter_provider())
+        )
+        return self._live
+
+    def attempt(self, item: Any, number: int) -> _Attempt:
         return _Attempt(self, item, number)
 
     def waited(self, seconds: float) -> None:
@@ -160,7 +165,8 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None) -> No
     ``anyfan.calls.started|succeeded|failed|retried|cancelled``,
     ``anyfan.call.duration`` and ``anyfan.limiter.wait`` (histograms, s),
     ``anyfan.pause.time`` (s) and ``anyfan.rate.admitted|settled`` (units,
-    per Rate). Spans and attempt metrics are skipped while no SDK is set up.
+    per Rate). While neither a tracer nor a meter provider is configured,
+    nothing is done; one configured later is found within `RECHECK` seconds.
 
     Args:
         tracer_provider: Use this provider instead of the global one.
