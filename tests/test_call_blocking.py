@@ -91,3 +91,19 @@ def test_openai_blocking_fan_has_call_and_wrap() -> None:
 
         assert fan.call(create, {"model": "m", "messages": []}) == "m"
         assert fan.wrap(create)({"model": "n", "messages": []}) == "n"
+
+
+def test_blocking_one_shots_take_the_hooks() -> None:
+    events: list[anyfan.RetryEvent[Any]] = []
+    tries: dict[int, int] = {}
+
+    async def flaky(i: int) -> int:
+        tries[i] = tries.get(i, 0) + 1
+        if tries[i] == 1:
+            raise ConnectionError(i)
+        return i
+
+    retry = anyfan.Retry(2, backoff=0.001, max_backoff=0.001, budget=None)
+    assert anyfan.blocking.map(flaky, [1, 2], retry=retry, on_retry=events.append) == [1, 2]
+    assert sorted(event.item for event in events) == [1, 2]
+    assert all(event.attempt == 1 for event in events)

@@ -65,17 +65,22 @@ class Caller:
 
 async def call(
     fan: Fan,
+    caller: Caller | None,
     fn: Callable[[T], Any],
     item: T,
     *,
     timeout: float | None,
-    policy: Policy | None,
+    policy: Policy,
     on_outcome: Observer | None,
 ) -> Any:
-    """The body of `Fan.call`, once its options are resolved."""
-    call_fn = fan._caller.prepared(fn, fan._concurrency)
+    """The body of `Fan.call`, once its options are resolved.
+
+    ``caller`` remembers the loop its ``policy`` was bound to; ``None`` binds
+    it on every call (for a policy made for this call alone).
+    """
+    call_fn = (caller or fan._caller).prepared(fn, fan._concurrency)
     slots, stats = fan._slots, fan._stats
-    if policy is None:
+    if not policy.active:
         # The fast path: one slot, one attempt, no clock read unless a hook wants it.
         now = loop_clock() if on_outcome is not None or timeout is not None else None
         await slots.acquire()
@@ -101,7 +106,11 @@ async def call(
         if on_outcome is not None:
             on_outcome(Outcome(0, item, value, None, 1, now() - started))  # type: ignore[misc]
         return value
-    now = fan._caller.bind(policy)
+    if caller is None:
+        policy.bind()
+        now = loop_clock()
+    else:
+        now = caller.bind(policy)
     attempt_fn = call_fn
     if timeout is not None:
         attempt_fn = functools.partial(timed, call_fn, timeout=timeout, now=now)
@@ -118,11 +127,17 @@ async def call(
     return value
 
 
-def wrapped(fan: Fan, fn: Callable[[T], Any], options: dict[str, Any]) -> Callable[[T], Any]:
-    """``fn`` as an async callable whose every call goes through ``fan.call``."""
+def wrapped(
+    fan: Fan, fn: Callable[[T], Any], *, timeout: float | None, policy: Policy
+) -> Callable[[T], Awaitable[Any]]:
+    """``fn`` as an async function whose every call goes through ``fan`` like `Fan.call`.
+
+    The options are resolved once, here; the wrapper remembers its own loop.
+    """
+    caller = Caller()
 
     @functools.wraps(fn)
     async def through_fan(item: T) -> Any:
-        return await fan.call(fn, item, **options)
+        return await call(fan, caller, fn, item, timeout=timeout, policy=policy, on_outcome=None)
 
     return through_fan

@@ -140,14 +140,8 @@ class Fan:
             return self._concurrency
         return min(check_concurrency(concurrency), self._concurrency)
 
-    def _run_options(
-        self,
-        concurrency: int | None,
-        timeout: float | _Unset | None,
-        deadline: float | None,
-        limits: Iterable[Any],
-        retry: Retry | _Unset | None,
-    ) -> dict[str, Any]:
+    def _policy_for(self, limits: Iterable[Any], retry: Retry | _Unset | None) -> Policy:
+        """The Fan's policy, or one with more limits or another retry that shares its pause."""
         policy = self._policy
         limits = tuple(limits)
         if limits or retry is not UNSET:
@@ -157,6 +151,17 @@ class Fan:
                 pause=policy.pause,
                 hooks=policy.hooks,
             )
+        return policy
+
+    def _run_options(
+        self,
+        concurrency: int | None,
+        timeout: float | _Unset | None,
+        deadline: float | None,
+        limits: Iterable[Any],
+        retry: Retry | _Unset | None,
+    ) -> dict[str, Any]:
+        policy = self._policy_for(limits, retry)
         return {
             "slots": self._slots,
             "stats": self._stats,
@@ -216,22 +221,22 @@ class Fan:
         if on_outcome is not None and not callable(on_outcome):
             raise TypeError(f"on_outcome must be a function or None, got {on_outcome!r}")
         if timeout is UNSET and retry is UNSET and limits == ():
-            policy = self._policy
             return await _call.call(
                 self,
+                self._caller,
                 fn,
                 item,
                 timeout=self._timeout,
-                policy=policy if policy.active else None,
+                policy=self._policy,
                 on_outcome=on_outcome,
             )
-        options = self._run_options(None, timeout, None, limits, retry)
         return await _call.call(
             self,
+            None,  # a policy of its own, bound afresh
             fn,
             item,
-            timeout=options["timeout"],
-            policy=options["policy"],
+            timeout=self._timeout if timeout is UNSET else check_seconds(timeout, name="timeout"),
+            policy=self._policy_for(limits, retry),
             on_outcome=on_outcome,
         )
 
@@ -271,16 +276,12 @@ class Fan:
         """
         if not callable(fn):
             raise TypeError(f"wrap needs a function, got {fn!r}")
-        self._run_options(None, timeout, None, limits, retry)  # reject bad options now
-        options: dict[str, Any] = {}
-        if timeout is not UNSET:
-            options["timeout"] = check_seconds(timeout, name="timeout")
-        limits = tuple(limits)
-        if limits:
-            options["limits"] = limits
-        if retry is not UNSET:
-            options["retry"] = retry
-        return _call.wrapped(self, fn, options)
+        return _call.wrapped(
+            self,
+            fn,
+            timeout=self._timeout if timeout is UNSET else check_seconds(timeout, name="timeout"),
+            policy=self._policy_for(limits, retry),
+        )
 
     def group(self) -> AbstractAsyncContextManager[_group.Group]:
         """A task group for calls: ``async with fan.group() as g: g.start_soon(fn, item)``.
