@@ -65,6 +65,16 @@ def cases(backend: str, n: int) -> dict[str, Callable[[], Awaitable[float]]]:
     async def retrying_call(i: int) -> int:
         return await retrying.call(noop, i)
 
+    async def instrumented() -> float:
+        # anyfan.otel installed, no OpenTelemetry SDK configured: it must cost nothing.
+        import anyfan.otel
+
+        anyfan.otel.instrument()
+        try:
+            return await _loop(plain_call, n)()
+        finally:
+            anyfan.otel.uninstrument()
+
     out: dict[str, Callable[[], Awaitable[float]]] = {
         "`await noop(x)` (the floor)": _loop(noop, n),
         "`await fan.call(noop, x)`, no limits": _loop(plain_call, n),
@@ -72,6 +82,14 @@ def cases(backend: str, n: int) -> dict[str, Callable[[], Awaitable[float]]]:
         "`await fan.call(noop, x)`, a `Rate` that never binds": _loop(limited_call, n),
         "… and a `Retry` policy": _loop(retrying_call, n),
     }
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:  # pragma: no cover - the otel extra is optional
+        pass
+    else:
+        out["`await fan.call(noop, x)`, no limits, `anyfan.otel.instrument()`, no SDK"] = (
+            instrumented
+        )
     if backend != "trio":
         try:
             from aiolimiter import AsyncLimiter

@@ -248,6 +248,7 @@ class Rate:
         order, under the same guarantees as a Fan's calls, on any backend.
         A Fan given this Rate draws from the same quota. If the call then
         uses a different amount, ``ticket.settle(used)`` corrects the charge.
+        Like a Fan, a Rate serves one event loop at a time.
 
         Raises:
             TypeError, ValueError: If ``cost`` is not a non-negative finite number.
