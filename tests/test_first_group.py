@@ -219,3 +219,11 @@ async def test_first_leaves_a_generator_it_was_given_to_its_owner() -> None:
     assert closed == []
     await items.aclose()
     assert closed == [True]
+
+
+async def test_group_rejects_bad_options_when_the_call_is_started() -> None:
+    fan = Fan(2)
+    async with fan.group() as g:
+        with pytest.raises(ValueError, match="timeout"):
+            g.start_soon(anyio.sleep, 0, timeout=-1)
+    assert g.started == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -44,16 +45,18 @@ class Group:
 
         Raises:
             RuntimeError: If the group's block has been left.
+            TypeError, ValueError: If an option is invalid.
         """
         if self._closed:
             raise RuntimeError("this group is closed: start calls inside its `async with` block")
+        call = self._fan.wrap(fn, **options) if options else functools.partial(self._fan.call, fn)
         index = self._started
         self._started += 1
-        self._tg.start_soon(self._run, fn, item, index, options)
+        self._tg.start_soon(self._run, call, item, index)
 
-    async def _run(self, fn: Callable[[Any], Any], item: Any, index: int, options: Any) -> None:
+    async def _run(self, call: Callable[[Any], Any], item: Any, index: int) -> None:
         try:
-            await self._fan.call(fn, item, **options)
+            await call(item)
         except Exception as exc:
             exc.add_note(f"anyfan: raised by the call started #{index} in the group")
             self._failures.append((index, exc))
