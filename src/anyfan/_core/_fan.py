@@ -217,6 +217,8 @@ class Fan:
         `FanError`. ``fn`` may be async or sync (then run in a worker thread).
         The options override the Fan's for this call; ``on_outcome`` is
         called with its `Outcome` (attempts, elapsed time) before it returns.
+        Do not call it from inside a call of the same Fan: with every slot
+        taken by such callers, none would ever be freed.
         """
         if on_outcome is not None and not callable(on_outcome):
             raise TypeError(f"on_outcome must be a function or None, got {on_outcome!r}")
