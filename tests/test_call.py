@@ -291,12 +291,16 @@ async def test_one_shot_functions_take_the_hooks() -> None:
 def test_one_fan_serves_calls_from_successive_event_loops() -> None:
     fan = Fan(2, limits=[Rate(1000)], retry=fast_retry())
 
-    async def main() -> tuple[int, int]:
-        return await fan.call(double, 5), fan.stats.succeeded
+    def plus_one(x: int) -> int:
+        return x + 1
 
+    async def main() -> tuple[int, int, int]:
+        return await fan.call(double, 5), await plain.call(plus_one, 1), fan.stats.succeeded
+
+    plain = Fan(2)
     runs = [("asyncio", {}), *_trio(), ("asyncio", {})]
     for n, (backend, options) in enumerate(runs, 1):
-        assert anyio.run(main, backend=backend, backend_options=options) == (10, n)
+        assert anyio.run(main, backend=backend, backend_options=options) == (10, 2, n)
 
 
 def _trio() -> list[tuple[str, dict[str, Any]]]:

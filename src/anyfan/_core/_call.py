@@ -48,7 +48,7 @@ class Caller:
         """``fn`` as an async callable; a sync one runs in a worker thread (as in ``map``)."""
         if fn is self._fn:
             return self._wrapped  # type: ignore[no-any-return]
-        wrapped = fn if is_async_callable(fn) else as_async(fn, threads)
+        wrapped = fn if is_async_callable(fn) else _InThreads(fn, threads)
         self._fn, self._wrapped = fn, wrapped
         return wrapped
 
@@ -61,6 +61,30 @@ class Caller:
             self.token = token
             self.now = loop_clock()
         return self.now
+
+
+class _InThreads:
+    """A sync function run in worker threads, with a thread limiter per event loop.
+
+    The wrapper is kept across calls, and a Fan may serve one event loop
+    after another; a thread limiter belongs to the loop it was made on.
+    """
+
+    __slots__ = ("_fn", "_threads", "_token", "_wrapped")
+
+    def __init__(self, fn: Callable[[Any], Any], threads: int) -> None:
+        self._fn = fn
+        self._threads = threads
+        self._token: object = None
+        self._wrapped: Callable[[Any], Awaitable[Any]] | None = None
+
+    async def __call__(self, item: Any) -> Any:
+        token = asyncio._get_running_loop() or loop_token()
+        if token is not self._token:
+            self._wrapped = as_async(self._fn, self._threads)
+            self._token = token
+        assert self._wrapped is not None
+        return await self._wrapped(item)
 
 
 async def call(
