@@ -14,7 +14,7 @@ import anyio
 
 from . import _log
 from ._hooks import PauseEvent, RetryEvent
-from ._telemetry import current
+from ._telemetry import CURRENT
 
 if TYPE_CHECKING:
     from ._policy import Policy
@@ -44,7 +44,6 @@ async def timed(
 async def guarded(
     call: Callable[[T], Awaitable[Any]],
     item: T,
-    *,
     slots: Slots,
     stats: Stats,
     policy: Policy,
@@ -58,7 +57,9 @@ async def guarded(
     Non-`Exception` errors (cancellation, KeyboardInterrupt) propagate.
     """
     limits, pause, retry, hooks = policy.limits, policy.pause, policy.retry, policy.hooks
-    telemetry = current()
+    telemetry = CURRENT.active
+    if telemetry is not None and not telemetry.live():
+        telemetry = None
     attempt = 0
     first = 0.0
     while True:

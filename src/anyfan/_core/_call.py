@@ -138,9 +138,7 @@ async def call(
     attempt_fn = call_fn
     if timeout is not None:
         attempt_fn = functools.partial(timed, call_fn, timeout=timeout, now=now)
-    value, error, attempts, first = await guarded(
-        attempt_fn, item, slots=slots, stats=stats, policy=policy, now=now
-    )
+    value, error, attempts, first = await guarded(attempt_fn, item, slots, stats, policy, now)
     if on_outcome is not None:
         on_outcome(Outcome(0, item, value, error, attempts, now() - first))
     if error is not None:

@@ -20,7 +20,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._aggregate import Collector
-from ._attempts import guarded
+from ._attempts import guarded as attempts_of
 from ._channel import Channel
 from ._clock import loop_clock
 from ._errors import DeadlineExceeded
@@ -301,7 +301,10 @@ class Run(Generic[T, R]):
                         finally:
                             slots.release()
                     else:
-                        value, error, attempts, started = await self._with_policy(item)
+                        # Every attempt under the limits, the shared pause and the retries.
+                        value, error, attempts, started = await attempts_of(
+                            self._call_timed, item, slots, stats, guarded, self._now
+                        )
                 except cancelled:
                     raise
                 except BaseException as exc:
@@ -339,18 +342,6 @@ class Run(Generic[T, R]):
             # for, then its late result is discarded as the timeout demands.
             raise TimeoutError(f"call took longer than its timeout of {timeout:g}s")
         return value
-
-    async def _with_policy(self, item: T) -> tuple[Any, Exception | None, int, float]:
-        """Every attempt for one item under the limits, the shared pause and the retry policy."""
-        assert self._guarded is not None
-        return await guarded(
-            self._call_timed,
-            item,
-            slots=self._slots,
-            stats=self._stats,
-            policy=self._guarded,
-            now=self._now,
-        )
 
     _timed = False
 

@@ -486,12 +486,14 @@ class Limits:
         if isinstance(outcome, BaseException):
             return ticket.costs
         now = self._line.now()
-        units = list(ticket.costs)
+        units = ticket.costs
         for i, (rate, state, charge) in enumerate(
             zip(self._rates, self._states, ticket.charges, strict=True)
         ):
             used = rate.actual_of(ticket.item, outcome)
             if used is not None:
+                if units is ticket.costs:
+                    units = list(units)
                 units[i] = used
                 if state.settle(charge, used, now) > 0:
                     rate._notify()
