@@ -133,3 +133,19 @@ def test_a_rate_follows_the_clock_into_the_next_run() -> None:
 
     for backend in ("asyncio", *(["trio"] if HAS_TRIO else []), "asyncio"):
         assert isinstance(anyio.run(main, backend=backend), float)
+
+
+async def test_limits_settle_reports_each_rates_final_units() -> None:
+    from anyfan._core._rate import Limits
+
+    limits = Limits(
+        [
+            Rate(1000, cost=lambda item: 10, actual=lambda item, result: 4),
+            Rate(1000),
+            Rate(1000, cost=lambda item: 8, actual=lambda item, result: 9),
+        ]
+    )
+    ticket = await limits.acquire("item")
+    assert limits.settle(ticket, "reply") == [4.0, 1.0, 9.0]
+    failed = await limits.acquire("item")
+    assert limits.settle(failed, ValueError("no")) == [10.0, 1.0, 8.0]
