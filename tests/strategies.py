@@ -435,6 +435,8 @@ class Player:
     active: int = 0
     peak: int = 0
     attempts: dict[int, int] = field(default_factory=dict)
+    #: ``("start", index, attempt)`` and ``("ok", index, attempt)``, in the order they happened.
+    log: list[tuple[str, int, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def __call__(self, item: Scripted) -> int:
@@ -442,6 +444,7 @@ class Player:
             self.active += 1
             self.peak = max(self.peak, self.active)
             n = self.attempts[item.index] = self.attempts.get(item.index, 0) + 1
+            self.log.append(("start", item.index, n))
         try:
             for _ in range(item.steps):
                 await anyio.lowlevel.checkpoint()
@@ -449,6 +452,8 @@ class Player:
                 raise Flaky(item.index)
             if item.fails:
                 raise Boom(item.index)
+            with self.lock:
+                self.log.append(("ok", item.index, n))
             return item.value
         finally:
             with self.lock:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import anyfan
-from anyfan import Fan, Retry
+from anyfan import Fan, FanError, Retry
 from strategies import RUN_BACKENDS, Boom, Flaky, Op, Player, Scripted, workloads
 
 PROPERTY = settings(
@@ -174,3 +174,78 @@ def test_mixed_calls_maps_and_streams_on_one_fan(
     check(ops, concurrency, retrying, results, player, stats)
     outcomes["facade"] = results
     assert len({repr(sorted(r.items())) for r in outcomes.values()}) == 1
+
+
+# -- first and group ---------------------------------------------------------------
+
+
+async def play_first(items: list[Scripted], concurrency: int) -> tuple[Any, Player]:
+    player = Player()
+    try:
+        result: Any = await anyfan.first(player, items, concurrency=concurrency, retry=retry())
+    except FanError as error:
+        result = error
+    return result, player
+
+
+@PROPERTY
+@given(
+    items=st.lists(
+        st.builds(Scripted, steps=st.integers(0, 4), flaky=st.integers(0, 3), fails=st.booleans()),
+        min_size=1,
+        max_size=8,
+    ).map(lambda made: [Scripted(i, s.steps, s.flaky, s.fails) for i, s in enumerate(made)]),
+    concurrency=st.integers(1, 4),
+)
+def test_first_returns_a_success_or_every_failure(items: list[Scripted], concurrency: int) -> None:
+    winners = {item.value for item in items if expected(item, ATTEMPTS)[0] == "ok"}
+    for _, backend, options in RUN_BACKENDS:
+        result, player = anyio.run(
+            play_first, items, concurrency, backend=backend, backend_options=options
+        )
+        assert player.active == 0
+        assert player.peak <= concurrency
+        if winners:
+            assert result in winners
+            # No item was started once a call had succeeded.
+            first_ok = next(i for i, event in enumerate(player.log) if event[0] == "ok")
+            assert not [e for e in player.log[first_ok:] if e[0] == "start" and e[2] == 1]
+        else:
+            assert isinstance(result, FanError)
+            assert list(result.indices) == [item.index for item in items]
+            assert [normal(e) for e in result.exceptions] == [
+                expected(item, ATTEMPTS) for item in items
+            ]
+
+
+async def play_group(items: list[Scripted], concurrency: int) -> tuple[Any, Player]:
+    player = Player()
+    fan = Fan(concurrency, retry=retry())
+    try:
+        async with fan.group() as g:
+            for item in items:
+                g.start_soon(player, item)
+        result: Any = None
+    except FanError as error:
+        result = error
+    return result, player
+
+
+@PROPERTY
+@given(ops=workloads(max_ops=1, max_items=10), concurrency=st.integers(1, 4))
+def test_group_keeps_the_limit_and_reports_its_failures(ops: list[Op], concurrency: int) -> None:
+    items = [item for op in ops for item in op.items]
+    failing = {item.index for item in items if expected(item, ATTEMPTS)[0] != "ok"}
+    for _, backend, options in RUN_BACKENDS:
+        result, player = anyio.run(
+            play_group, items, concurrency, backend=backend, backend_options=options
+        )
+        assert player.active == 0
+        assert player.peak <= concurrency
+        if not failing:
+            assert result is None
+            assert set(player.attempts) == {item.index for item in items}
+        else:
+            assert isinstance(result, FanError)
+            assert set(result.indices) <= failing
+            assert list(result.indices) == sorted(result.indices)
