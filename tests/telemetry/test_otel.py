@@ -115,6 +115,15 @@ async def test_a_span_per_attempt_with_genai_attributes(otel: Telemetry) -> None
     assert otel.total("anyfan.calls.failed") == 0
     assert sorted(p.count for p in otel.metrics()["anyfan.call.duration"]) == [1, 2]  # error.type
     assert sum(p.count for p in otel.metrics()["anyfan.limiter.wait"]) == 3
+    durations = otel.metrics()["gen_ai.client.operation.duration"]
+    assert sorted(p.count for p in durations) == [1, 2]
+    assert {p.attributes.get("error.type") for p in durations} == {None, "Status429"}
+    assert all(p.attributes["gen_ai.operation.name"] == "chat" for p in durations)
+    tokens = {
+        p.attributes["gen_ai.token.type"]: p.sum
+        for p in otel.metrics()["gen_ai.client.token.usage"]
+    }
+    assert tokens == {"input": 3, "output": 5}
     [admitted] = otel.metrics()["anyfan.rate.admitted"]
     assert (admitted.attributes["anyfan.rate"], admitted.value) == ("6000/60s", 3)
     assert otel.total("anyfan.rate.settled") == 3
@@ -166,6 +175,16 @@ async def test_without_an_sdk_nothing_is_recorded_and_calls_still_work() -> None
 
 async def _fail(message: str) -> None:
     raise ValueError(message)
+
+
+async def test_a_reply_without_usage_records_no_tokens(otel: Telemetry) -> None:
+    async def create(request: dict[str, Any]) -> dict[str, Any]:
+        return {"id": "no-usage"}
+
+    await Fan(2).call(create, REQUEST)
+    assert "gen_ai.client.token.usage" not in otel.metrics()
+    [point] = otel.metrics()["gen_ai.client.operation.duration"]
+    assert point.count == 1
 
 
 async def test_final_failures_without_a_retry_policy(otel: Telemetry) -> None:

@@ -45,7 +45,7 @@ def _no_meter(provider: Any) -> bool:
 class _Attempt:
     """One attempt's span (current while the call runs) and its measurements."""
 
-    __slots__ = ("_attributes", "_owner", "_span", "_started", "_token")
+    __slots__ = ("_attributes", "_genai", "_owner", "_span", "_started", "_token")
 
     def __init__(self, owner: OtelTelemetry, item: object, number: int) -> None:
         self._owner = owner
@@ -55,8 +55,13 @@ class _Attempt:
         self._span = owner.tracer.start_span(name, kind=kind, attributes=attributes)
         self._token = context.attach(trace.set_span_in_context(self._span))
         self._attributes: dict[str, Any] = {}
+        self._genai: dict[str, Any] | None = None
         if "gen_ai.request.model" in attributes:
             self._attributes["gen_ai.request.model"] = attributes["gen_ai.request.model"]
+            self._genai = {
+                "gen_ai.operation.name": attributes["gen_ai.operation.name"],
+                "gen_ai.request.model": attributes["gen_ai.request.model"],
+            }
         self._started = time.perf_counter()
         owner.started.add(1, self._attributes)
 
@@ -70,12 +75,27 @@ class _Attempt:
         traceback: TracebackType | None,
     ) -> None:
         context.detach(self._token)
-        self._owner.duration.record(time.perf_counter() - self._started, self._attributes)
+        elapsed = time.perf_counter() - self._started
+        self._owner.duration.record(elapsed, self._attributes)
+        if self._genai is not None:
+            if "error.type" in self._attributes:
+                self._genai["error.type"] = self._attributes["error.type"]
+            self._owner.genai_duration.record(elapsed, self._genai)
         self._span.end()
 
     def succeeded(self, value: Any) -> None:
-        self._span.set_attributes(response_attributes(value))
+        attributes = response_attributes(value)
+        self._span.set_attributes(attributes)
         self._owner.succeeded.add(1, self._attributes)
+        if self._genai is not None:
+            for key, kind in (
+                ("gen_ai.usage.input_tokens", "input"),
+                ("gen_ai.usage.output_tokens", "output"),
+            ):
+                if key in attributes:
+                    self._owner.genai_tokens.record(
+                        attributes[key], {**self._genai, "gen_ai.token.type": kind}
+                    )
 
     def failed(self, error: BaseException) -> None:
         attributes = error_attributes(error)
@@ -112,6 +132,13 @@ class OtelTelemetry:
         )
         self.wait = meter.create_histogram(
             "anyfan.limiter.wait", "s", "Time an attempt waited for the rate limits and pause"
+        )
+        # OpenTelemetry's GenAI client metrics, for OpenAI-style requests.
+        self.genai_duration = meter.create_histogram(
+            "gen_ai.client.operation.duration", "s", "GenAI operation duration"
+        )
+        self.genai_tokens = meter.create_histogram(
+            "gen_ai.client.token.usage", "{token}", "Number of input and output tokens used"
         )
 
     def live(self) -> bool:
@@ -165,7 +192,9 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None) -> No
     ``anyfan.calls.started|succeeded|failed|retried|cancelled``,
     ``anyfan.call.duration`` and ``anyfan.limiter.wait`` (histograms, s),
     ``anyfan.pause.time`` (s) and ``anyfan.rate.admitted|settled`` (units,
-    per Rate). While neither a tracer nor a meter provider is configured,
+    per Rate); for OpenAI-style requests also the GenAI client metrics
+    ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage``.
+    While neither a tracer nor a meter provider is configured,
     nothing is done; one configured later is found within `RECHECK` seconds.
 
     Args:
