@@ -65,6 +65,12 @@ def cases(backend: str, n: int) -> dict[str, Callable[[], Awaitable[float]]]:
     async def retrying_call(i: int) -> int:
         return await retrying.call(noop, i)
 
+    alone = anyfan.Rate(NEVER_BINDS)
+
+    async def rate_alone(i: int) -> int:
+        async with alone:
+            return await noop(i)
+
     async def instrumented() -> float:
         # anyfan.otel installed, no OpenTelemetry SDK configured: it must cost nothing.
         import anyfan.otel
@@ -81,6 +87,7 @@ def cases(backend: str, n: int) -> dict[str, Callable[[], Awaitable[float]]]:
         "`await ask(x)`, `ask = fan.wrap(noop)`": _loop(wrapped, n),
         "`await fan.call(noop, x)`, a `Rate` that never binds": _loop(limited_call, n),
         "… and a `Retry` policy": _loop(retrying_call, n),
+        "`async with rate:` + `await noop(x)`, a `Rate` on its own": _loop(rate_alone, n),
     }
     try:
         import opentelemetry.trace  # noqa: F401
@@ -110,6 +117,13 @@ def cases(backend: str, n: int) -> dict[str, Callable[[], Awaitable[float]]]:
             return guarded
 
         out["aiolimiter `async with semaphore, limiter:` + `await noop(x)`"] = _loop(peer(), n)
+        limiter = AsyncLimiter(NEVER_BINDS, 1)
+
+        async def limiter_alone(i: int) -> int:
+            async with limiter:
+                return await noop(i)
+
+        out["aiolimiter `async with limiter:` + `await noop(x)`"] = _loop(limiter_alone, n)
     return out
 
 
@@ -160,7 +174,8 @@ def run(opts: argparse.Namespace) -> str:
         f"{CONCURRENCY}; the `Rate` allows {NEVER_BINDS:g} calls a second, so it admits every "
         "call at once and what is measured is its bookkeeping. The aiolimiter row does the "
         "same job by hand (a semaphore for the concurrency, the limiter for the rate), "
-        f"asyncio only. Each case ran {repeats} times, interleaved; the best run is shown."
+        "asyncio only; the `Rate` on its own is compared with aiolimiter on its own. "
+        f"Each case ran {repeats} times, interleaved; the best run is shown."
     )
     return "\n\n".join(
         [
