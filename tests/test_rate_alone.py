@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from anyfan import Fan, Rate, RateTicket
-from strategies import CLOCKED_BACKEND_IDS, HAS_TRIO, clocked_backend
+from strategies import CLOCKED_BACKEND_IDS, HAS_TRIO, bound_windows, clocked_backend, rate_specs
 
 pytestmark = pytest.mark.anyio
 
@@ -149,3 +152,51 @@ async def test_limits_settle_reports_each_rates_final_units() -> None:
     assert limits.settle(ticket, "reply") == [4.0, 1.0, 9.0]
     failed = await limits.acquire("item")
     assert limits.settle(failed, ValueError("no")) == [10.0, 1.0, 8.0]
+
+
+# -- the window guarantees, for any demand (trio's MockClock: exact virtual time) --------
+
+
+@pytest.mark.skipif(not HAS_TRIO, reason="needs trio's MockClock")
+@settings(
+    max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    spec=rate_specs,
+    shares=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=60),
+    workers=st.integers(1, 6),
+    window=bound_windows,
+)
+def test_standalone_admissions_keep_the_window_bounds(
+    spec: tuple[float, float], shares: list[float], workers: int, window: float
+) -> None:
+    import trio
+    from trio.testing import MockClock
+
+    limit, per = spec
+    rate = Rate(limit, per)
+    second = rate.rate
+    costs = [round(share * second, 3) for share in shares]  # each at most a second's share
+    starts: list[tuple[float, float]] = []
+
+    async def main() -> None:
+        queue = list(costs)
+
+        async def worker() -> None:
+            while queue:
+                cost = queue.pop()
+                ticket = await rate.acquire(cost)
+                starts.append((ticket.start, cost))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(workers):
+                nursery.start_soon(worker)
+
+    trio.run(main, clock=MockClock(autojump_threshold=0))
+    starts.sort()
+    times = [t for t, _ in starts]
+    units = [c for _, c in starts]
+    slice_cap = max(math.ceil(second), rate.burst)
+    assert most_in_any_window(times, units, 1.0) <= slice_cap + 1e-6
+    bound = second * window + max(rate.burst, max(units))
+    assert most_in_any_window(times, units, window) < bound + 1e-6
