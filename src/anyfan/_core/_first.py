@@ -63,9 +63,10 @@ async def first(
     """Call ``fn`` on the items until one succeeds; return that value and cancel the rest.
 
     Up to ``concurrency`` calls race at once (by default every item, up to
-    32); when one fails the next item starts, and once one succeeds no
-    further item is started. Use it to hedge a request across providers,
-    replicas or models. The other options are those of `map`.
+    32); when one fails the next item starts. Once one succeeds, no further
+    item is taken from the input and the calls still running or waiting
+    for their turn are cancelled. Use it to hedge a request across
+    providers, replicas or models. The other options are those of `map`.
 
     Raises:
         FanError: Of every failure, in input order, if no call succeeded.
@@ -103,8 +104,8 @@ async def first(
 class _Race:
     """Workers pull items one at a time and call; the first success stops them all.
 
-    No item is started once a call has succeeded, so a paid request is
-    never sent just to be thrown away.
+    No item is taken from the input once a call has succeeded, so no new
+    paid request is sent just to be thrown away.
     """
 
     def __init__(self, fan: Fan, fn: Callable[[Any], Any], items: Items[Any]) -> None:
