@@ -366,3 +366,95 @@ openai_embedding_requests = st.fixed_dictionaries(
 usage_numbers = st.fixed_dictionaries(
     {"prompt_tokens": st.integers(0, 10**9), "total_tokens": st.integers(0, 10**9)}
 )
+
+
+# --- single calls (Fan.call) mixed with map and stream ---
+
+
+class Flaky(ConnectionError):
+    """A retryable failure of a scripted call's early attempts."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One item of a mixed workload: steps per attempt, retryable failures first, then its fate.
+
+    ``flaky`` attempts fail with `Flaky` (retryable) before the item either
+    fails for good with `Boom` (``fails``) or returns ``value``.
+    """
+
+    index: int
+    steps: int = 0
+    flaky: int = 0
+    fails: bool = False
+
+    @property
+    def value(self) -> int:
+        return self.index * 10
+
+
+@dataclass(frozen=True)
+class Op:
+    """One concurrent use of a Fan: ``kind`` is ``"call"``, ``"map"`` or ``"stream"``."""
+
+    kind: str
+    items: tuple[Scripted, ...]
+
+
+@st.composite
+def _workload(draw: st.DrawFn, max_ops: int, max_items: int) -> list[Op]:
+    kinds = draw(st.lists(st.sampled_from(("call", "call", "map", "stream")), max_size=max_ops))
+    ops: list[Op] = []
+    index = 0
+    for kind in kinds:
+        size = 1 if kind == "call" else draw(st.integers(0, max_items))
+        items = []
+        for _ in range(size):
+            steps, flaky, fails = draw(
+                st.tuples(st.integers(0, 4), st.integers(0, 3), st.booleans())
+            )
+            items.append(Scripted(index, steps, flaky, fails))
+            index += 1
+        ops.append(Op(kind, tuple(items)))
+    return ops
+
+
+def workloads(*, max_ops: int = 8, max_items: int = 6) -> st.SearchStrategy[list[Op]]:
+    """Mixes of concurrent calls, maps and streams over scripted items with retries."""
+    return _workload(max_ops, max_items)
+
+
+@dataclass
+class Player:
+    """Plays `Scripted` items, counting calls in flight (the peak) and attempts per item."""
+
+    active: int = 0
+    peak: int = 0
+    attempts: dict[int, int] = field(default_factory=dict)
+    #: ``("start", index, attempt)`` and ``("ok", index, attempt)``, in the order they happened.
+    log: list[tuple[str, int, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def __call__(self, item: Scripted) -> int:
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            n = self.attempts[item.index] = self.attempts.get(item.index, 0) + 1
+            self.log.append(("start", item.index, n))
+        try:
+            for _ in range(item.steps):
+                await anyio.lowlevel.checkpoint()
+            if n <= item.flaky:
+                raise Flaky(item.index)
+            if item.fails:
+                raise Boom(item.index)
+            with self.lock:
+                self.log.append(("ok", item.index, n))
+            return item.value
+        finally:
+            with self.lock:
+                self.active -= 1

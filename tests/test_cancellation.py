@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -11,7 +12,6 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-import sniffio
 
 import anyfan
 from anyfan import Fan, FanError
@@ -308,11 +308,18 @@ def native_task_group() -> Any:
 
     anyio's own task group unwraps a lone cancellation; a trio nursery does not.
     """
-    if sniffio.current_async_library() == "trio":
-        import trio
-
+    trio = sys.modules.get("trio")  # sniffio is not installed everywhere anyio is
+    if trio is not None and _inside_trio(trio):
         return trio.open_nursery()
     return anyio.create_task_group()  # asyncio hands on a lone cancellation bare either way
+
+
+def _inside_trio(trio: Any) -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("retry", [None, anyfan.Retry(2, retry_on=TimeoutError)])

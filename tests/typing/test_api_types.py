@@ -179,3 +179,31 @@ async def _misuses_the_type_checker_rejects() -> None:
     anyfan.blocking.Fan(2, timout=5)  # type: ignore[call-arg]
     anyfan.blocking.Fan().map(double, [1], concurency=3)  # type: ignore[call-overload]
     anyfan.blocking.gather(double(1), concurency=3)  # type: ignore[call-overload]
+
+
+async def test_single_calls_return_the_callable_s_result() -> None:
+    fan = anyfan.Fan(4)
+    value = await fan.call(double, 2)
+    assert_type(value, int)
+    assert value == 4
+
+    from_thread = await fan.call(shout, "a")
+    assert_type(from_thread, str)
+    assert from_thread == "A"
+
+    wrapped = fan.wrap(double)
+    assert_type(await wrapped(3), int)
+
+    winner = await anyfan.first(double, [1, 2])
+    assert_type(winner, int)
+
+    ticket = await anyfan.Rate(1000).acquire(cost=2)
+    assert_type(ticket, anyfan.RateTicket)
+
+    with anyfan.blocking.Fan(2) as blocking_fan:
+        assert_type(blocking_fan.call(double, 1), int)
+        assert_type(blocking_fan.wrap(shout)("b"), str)
+
+    await fan.call(double, "x")  # type: ignore[arg-type]
+    await fan.call(double, 1, timout=3)  # type: ignore[call-overload]
+    fan.wrap(double, retri=None)  # type: ignore[call-overload]

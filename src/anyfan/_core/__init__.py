@@ -10,19 +10,25 @@ from ._budget import RetryBudget
 from ._engine import Outcomes, as_async, check_callable, is_async_callable
 from ._errors import CostTooLarge, DeadlineExceeded, FanError, Misuse
 from ._fan import Fan, Items, close_unstarted
+from ._first import first
+from ._group import Group
+from ._hooks import PauseEvent, RetryEvent
 from ._options import (
     DEFAULT_CONCURRENCY,
+    CallOptions,
     ErrorPolicy,
     FanOptions,
     GatherOptions,
     MapOptions,
     StreamOptions,
+    WrapOptions,
     check_seconds,
 )
 from ._outcome import Outcome
 from ._progress import Progress, ProgressOptions
 from ._rate import Rate
 from ._retry import Retry
+from ._solo import RateTicket
 from ._stats import FanStats, LimitStats
 from ._validate import (
     check_function,
@@ -33,8 +39,9 @@ from ._validate import (
 )
 
 __all__ = [
-    "DEFAULT_CONCURRENCY",
+    "CallOptions",
     "CostTooLarge",
+    "DEFAULT_CONCURRENCY",
     "DeadlineExceeded",
     "ErrorPolicy",
     "Fan",
@@ -42,18 +49,23 @@ __all__ = [
     "FanOptions",
     "FanStats",
     "GatherOptions",
+    "Group",
     "Items",
     "LimitStats",
     "MapOptions",
     "Misuse",
     "Outcome",
     "Outcomes",
+    "PauseEvent",
     "Progress",
     "ProgressOptions",
     "Rate",
+    "RateTicket",
     "Retry",
     "RetryBudget",
+    "RetryEvent",
     "StreamOptions",
+    "WrapOptions",
     "as_async",
     "check_callable",
     "check_function",
@@ -63,6 +75,7 @@ __all__ = [
     "check_optional_number",
     "check_seconds",
     "close_unstarted",
+    "first",
     "gather",
     "is_async_callable",
     "map",

@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar, Unpack, overload
 
 from ._engine import Outcomes
 from ._fan import Fan, Items, close_unstarted
+from ._hooks import OnPause, OnRetry
 from ._options import (
     DEFAULT_CONCURRENCY,
     ErrorPolicy,
@@ -28,6 +29,8 @@ async def map(
     items: Items[T],
     *,
     errors: Literal["raise", "collect"] = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     **options: Unpack[MapOptions],
 ) -> list[R]: ...
 
@@ -38,6 +41,8 @@ async def map(
     items: Items[T],
     *,
     errors: Literal["return"],
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     **options: Unpack[MapOptions],
 ) -> list[R | Exception]: ...
 
@@ -48,6 +53,8 @@ async def map(
     items: Items[T],
     *,
     errors: Literal["raise", "collect"] = ...,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     **options: Unpack[MapOptions],
 ) -> list[R]: ...
 
@@ -58,6 +65,8 @@ async def map(
     items: Items[T],
     *,
     errors: Literal["return"],
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
     **options: Unpack[MapOptions],
 ) -> list[R | Exception]: ...
 
@@ -73,6 +82,8 @@ async def map(
     retry: Retry | None = None,
     progress: Progress = False,
     on_outcome: Observer | None = None,
+    on_retry: OnRetry | None = None,
+    on_pause: OnPause | None = None,
     errors: ErrorPolicy = "raise",
 ) -> list[Any]:
     """Call ``fn`` on every item, at most ``concurrency`` at a time; return results in input order.
@@ -94,6 +105,9 @@ async def map(
         retry: A `Retry` policy for failed calls; ``None`` for no retries.
         progress: ``True`` (or a label) to draw a tqdm progress bar.
         on_outcome: Called with each item's `Outcome` as it finishes.
+        on_retry: Called with a `RetryEvent` before each retry waits.
+        on_pause: Called with a `PauseEvent` when a server's delay starts or
+            extends the shared pause.
         errors: ``"raise"`` (the first failure cancels the rest and raises a
             `FanError`), ``"collect"`` (every item runs, then one `FanError`
             holds all failures) or ``"return"`` (failures take their item's
@@ -106,7 +120,15 @@ async def map(
         FanError: If a call failed and ``errors`` is ``"raise"`` or ``"collect"``.
         DeadlineExceeded: If ``deadline`` passed first.
     """
-    fan = Fan(concurrency, timeout=timeout, errors=errors, limits=limits, retry=retry)
+    fan = Fan(
+        concurrency,
+        timeout=timeout,
+        errors=errors,
+        limits=limits,
+        retry=retry,
+        on_retry=on_retry,
+        on_pause=on_pause,
+    )
     return await fan.map(fn, items, deadline=deadline, progress=progress, on_outcome=on_outcome)
 
 
@@ -157,13 +179,23 @@ async def gather(
 
 @overload
 def stream(
-    fn: Callable[[T], Awaitable[R]], items: Items[T], **options: Unpack[StreamOptions]
+    fn: Callable[[T], Awaitable[R]],
+    items: Items[T],
+    *,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
+    **options: Unpack[StreamOptions],
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
 @overload
 def stream(
-    fn: Callable[[T], R], items: Items[T], **options: Unpack[StreamOptions]
+    fn: Callable[[T], R],
+    items: Items[T],
+    *,
+    on_retry: OnRetry | None = ...,
+    on_pause: OnPause | None = ...,
+    **options: Unpack[StreamOptions],
 ) -> AbstractAsyncContextManager[Outcomes[T, R]]: ...
 
 
@@ -179,6 +211,8 @@ def stream(
     retry: Retry | None = None,
     progress: Progress = False,
     on_outcome: Observer | None = None,
+    on_retry: OnRetry | None = None,
+    on_pause: OnPause | None = None,
 ) -> AbstractAsyncContextManager[Outcomes[T, Any]]:
     """Yield an `Outcome` per item as calls finish (or in input order with ``ordered=True``).
 
@@ -199,8 +233,18 @@ def stream(
         retry: A `Retry` policy for failed calls; ``None`` for no retries.
         progress: ``True`` (or a label) to draw a tqdm progress bar.
         on_outcome: Called with each item's `Outcome` as it finishes.
+        on_retry: Called with a `RetryEvent` before each retry waits.
+        on_pause: Called with a `PauseEvent` when a server's delay starts or
+            extends the shared pause.
     """
-    fan = Fan(concurrency, timeout=timeout, limits=limits, retry=retry)
+    fan = Fan(
+        concurrency,
+        timeout=timeout,
+        limits=limits,
+        retry=retry,
+        on_retry=on_retry,
+        on_pause=on_pause,
+    )
     return fan.stream(
         fn, items, ordered=ordered, deadline=deadline, progress=progress, on_outcome=on_outcome
     )

@@ -22,6 +22,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._aggregate import Collector
+from ._attempts import guarded as attempts_of
 from ._channel import Channel
 from ._clock import loop_clock
 from ._errors import DeadlineExceeded, Misuse
@@ -352,7 +353,8 @@ class Run(Generic[T, R]):
                         # Timed from the start of the call, not of the wait for a slot.
                         started = self._now() if timed else 0.0
                         attempts = 1
-                        # `_attempt`, inlined: an extra coroutine per item costs ~20%.
+                        # The bookkeeping of `_attempts.guarded`, inlined: an extra
+                        # coroutine per item costs ~20%.
                         stats.started += 1
                         error = None
                         try:
@@ -372,7 +374,10 @@ class Run(Generic[T, R]):
                             slots.release()
                         stats.ended(error)
                     else:
-                        value, error, attempts, started = await self._with_policy(item)
+                        # Every attempt under the limits, the shared pause and the retries.
+                        value, error, attempts, started = await attempts_of(
+                            self._call_timed, item, slots, stats, guarded, self._now
+                        )
                 except cancelled:
                     raise
                 except BaseException as exc:
@@ -403,27 +408,6 @@ class Run(Generic[T, R]):
             if self._live == 0:
                 self._all_workers_done()
 
-    async def _attempt(self, item: T) -> tuple[Any, Exception | None]:
-        """Make one attempt on ``item`` and count it in the stats as started (or cancelled).
-
-        Returns ``(value, None)`` or ``(None, error)``; the caller counts how it
-        ended, once it knows whether a failure is final (`Stats.ended`) or retried.
-        """
-        stats = self._stats
-        stats.started += 1
-        try:
-            if self._timeout is None:
-                return await self._call(item), None
-            return await self._call_timed(item), None
-        except Misuse:
-            stats.cancelled += 1
-            raise
-        except Exception as exc:
-            return None, exc
-        except BaseException:
-            stats.cancelled += 1
-            raise
-
     async def _call_timed(self, item: T) -> Any:
         timeout = self._timeout
         if timeout is None:
@@ -435,63 +419,6 @@ class Run(Generic[T, R]):
             # for, then its late result is discarded as the timeout demands.
             raise TimeoutError(f"call took longer than its timeout of {timeout:g}s")
         return value
-
-    async def _with_policy(self, item: T) -> tuple[Any, Exception | None, int, float]:
-        """Every attempt for one item under the limits, the shared pause and the retry policy.
-
-        The order matters: a slot first, then the pause and the rate limits,
-        so that admission and start coincide and the provider sees the
-        spacing the limiter computed. No slot is held while backing off.
-        """
-        policy = self._guarded
-        assert policy is not None
-        slots, stats = self._slots, self._stats
-        limits, pause, retry = policy.limits, policy.pause, policy.retry
-        attempt = 0
-        first = 0.0
-        while True:
-            error: Exception | None = None
-            value: Any = None
-            ticket = None
-            await slots.acquire()
-            try:
-                if limits is not None:
-                    try:
-                        ticket = await limits.acquire(item)  # also waits out the pause
-                    except Exception as exc:
-                        # A broken ``cost`` function fails its item only, before
-                        # anything is charged or started; retrying cannot help.
-                        stats.failed += 1
-                        return None, exc, attempt, first if attempt else self._now()
-                elif pause is not None:  # pragma: no branch - a policy has limits or a retry
-                    await pause.wait()
-                now = self._now()
-                if attempt == 0:
-                    first = now
-                    if retry is not None:
-                        retry.record_call(now)
-                attempt += 1
-                value, error = await self._attempt(item)
-            finally:
-                slots.release()
-            if ticket is not None:
-                assert limits is not None
-                try:
-                    limits.settle(ticket, value if error is None else error)
-                except Exception as exc:  # a broken ``actual`` function fails its item
-                    error = error or exc
-            if error is None or retry is None:
-                stats.ended(error)
-                return value, error, attempt, first
-            now = self._now()
-            decision = retry.decide(error, attempt=attempt, elapsed=now - first, now=now)
-            if decision.pause is not None and pause is not None:  # pragma: no branch
-                pause.trigger(decision.pause)
-            if decision.delay is None:
-                stats.ended(error)
-                return None, error, attempt, first
-            stats.retried += 1
-            await anyio.sleep(decision.delay)
 
     _timed = False
     _deadline_scope: anyio.CancelScope | None = None

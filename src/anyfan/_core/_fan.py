@@ -7,13 +7,17 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar, Unpack, overload
 
+from . import _call, _group
 from ._aggregate import Collector
 from ._engine import MapRun, Outcomes, StreamRun, as_async, check_callable
+from ._hooks import Hooks, OnPause, OnRetry
 from ._options import (
     DEFAULT_CONCURRENCY,
+    CallOptions,
     ErrorPolicy,
     MapOptions,
     StreamOptions,
+    WrapOptions,
     check_concurrency,
     check_errors,
     check_keywords,
@@ -61,6 +65,9 @@ class Fan:
         limits: `Rate` limits every call must pass, shared by all uses of this
             Fan (an ``aiolimiter.AsyncLimiter`` is accepted under asyncio).
         retry: A `Retry` policy for failed calls, or ``None`` for no retries.
+        on_retry: Called with a `RetryEvent` before each retry waits.
+        on_pause: Called with a `PauseEvent` when a server's delay starts or
+            extends the shared pause.
     """
 
     def __init__(
@@ -71,13 +78,16 @@ class Fan:
         errors: ErrorPolicy = "raise",
         limits: Iterable[Any] = (),
         retry: Retry | None = None,
+        on_retry: OnRetry | None = None,
+        on_pause: OnPause | None = None,
     ) -> None:
         self._concurrency = check_concurrency(concurrency)
         self._timeout = check_seconds(timeout, name="timeout")
         self._errors = check_errors(errors)
-        self._policy = Policy(limits=limits, retry=retry)
+        self._policy = Policy(limits=limits, retry=retry, hooks=Hooks(on_retry, on_pause))
         self._slots = Slots(self._concurrency)
         self._stats = Stats()
+        self._caller = _call.Caller()
 
     def __repr__(self) -> str:
         extra = ""
@@ -128,8 +138,8 @@ class Fan:
             return self._concurrency
         return min(check_concurrency(concurrency), self._concurrency)
 
-    def _run_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """What a run needs from the Fan and a call's options (`MapOptions`, checked here)."""
+    def _policy_for(self, options: Mapping[str, Any]) -> Policy:
+        """The Fan's policy, or one with more limits or another retry that shares its pause."""
         policy = self._policy
         limits = tuple(options.get("limits", ()))
         if limits or "retry" in options:
@@ -137,7 +147,13 @@ class Fan:
                 limits=(*(policy.limits.rates if policy.limits else ()), *limits),
                 retry=options.get("retry", policy.retry),
                 pause=policy.pause,
+                hooks=policy.hooks,
             )
+        return policy
+
+    def _run_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """What a run needs from the Fan and a call's options (`MapOptions`, checked here)."""
+        policy = self._policy_for(options)
         timeout = options.get("timeout", self._timeout)
         return {
             "slots": self._slots,
@@ -147,6 +163,99 @@ class Fan:
             "timeout": check_seconds(timeout, name="timeout"),
             "deadline": check_seconds(options.get("deadline"), name="deadline"),
         }
+
+    @overload
+    async def call(
+        self, fn: Callable[[T], Awaitable[R]], item: T, **options: Unpack[CallOptions]
+    ) -> R: ...
+
+    @overload
+    async def call(self, fn: Callable[[T], R], item: T, **options: Unpack[CallOptions]) -> R: ...
+
+    async def call(self, fn: Callable[[T], Any], item: T, **options: Unpack[CallOptions]) -> Any:
+        """Call ``fn(item)`` once, under this Fan's limits; return its value or raise its error.
+
+        The call takes one of the Fan's slots, passes its rate limits and
+        shared pause, and is retried and timed out like an item of `map`,
+        sharing all of these with every other `call`, `map` and `stream` on
+        this Fan, from any number of tasks. Its final exception is raised as
+        it is (an ``openai.RateLimitError``, say), never wrapped in a
+        `FanError`. ``fn`` may be async or sync (then run in a worker thread).
+
+        Args:
+            fn: Called once: ``fn(item)``.
+            item: Its argument.
+            **options: Any of `CallOptions`: ``timeout``, ``limits`` and
+                ``retry`` override the Fan's for this call; ``on_outcome`` is
+                called with its `Outcome` (attempts, elapsed time) before it returns.
+
+        Raises:
+            TypeError: For an unknown option or a ``fn`` that is not callable.
+        """
+        check_keywords(options, CallOptions, "call")
+        check_callable(fn)
+        on_outcome = options.get("on_outcome")
+        if on_outcome is not None and not callable(on_outcome):
+            raise TypeError(f"on_outcome must be a function or None, got {on_outcome!r}")
+        if not ({"timeout", "retry", "limits"} & options.keys()):
+            return await _call.call(
+                self,
+                self._caller,
+                fn,
+                item,
+                timeout=self._timeout,
+                policy=self._policy,
+                on_outcome=on_outcome,
+            )
+        return await _call.call(
+            self,
+            None,  # a policy of its own, bound afresh
+            fn,
+            item,
+            timeout=check_seconds(options.get("timeout", self._timeout), name="timeout"),
+            policy=self._policy_for(options),
+            on_outcome=on_outcome,
+        )
+
+    @overload
+    def wrap(
+        self, fn: Callable[[T], Awaitable[R]], **options: Unpack[WrapOptions]
+    ) -> Callable[[T], Awaitable[R]]: ...
+
+    @overload
+    def wrap(
+        self, fn: Callable[[T], R], **options: Unpack[WrapOptions]
+    ) -> Callable[[T], Awaitable[R]]: ...
+
+    def wrap(
+        self, fn: Callable[[T], Any], **options: Unpack[WrapOptions]
+    ) -> Callable[[T], Awaitable[Any]]:
+        """Return an async function ``f(item)`` that makes `call` ``(fn, item)``.
+
+        Also a decorator: ``@fan.wrap`` above ``async def ask(request): ...``
+        makes every ``await ask(request)`` go through this Fan. The options
+        (`WrapOptions`: ``timeout``, ``limits``, ``retry``) are those of `call`,
+        fixed for every call of ``f``.
+        """
+        check_keywords(options, WrapOptions, "wrap")
+        if not callable(fn):
+            raise TypeError(f"wrap needs a function, got {fn!r}")
+        return _call.wrapped(
+            self,
+            fn,
+            timeout=check_seconds(options.get("timeout", self._timeout), name="timeout"),
+            policy=self._policy_for(options),
+        )
+
+    def group(self) -> AbstractAsyncContextManager[_group.Group]:
+        """A task group for calls: ``async with fan.group() as g: g.start_soon(fn, item)``.
+
+        Each ``start_soon`` runs `call` in a new task and returns at once; the
+        calls wait for this Fan's slots and limits like any other. The block
+        waits for every call. The first failure cancels the rest, and leaving
+        the block then raises a `FanError` of every failure.
+        """
+        return _group.group(self)
 
     @overload
     async def map(

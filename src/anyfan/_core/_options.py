@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias, TypedDict
 
+from ._hooks import OnPause, OnRetry
 from ._progress import Observer, Progress
 from ._retry import Retry
 from ._validate import check_int, check_optional_number
@@ -37,6 +38,22 @@ class FanOptions(TypedDict, total=False):
     errors: ErrorPolicy
     limits: Iterable[Any]
     retry: Retry | None
+    on_retry: OnRetry | None
+    on_pause: OnPause | None
+
+
+class WrapOptions(TypedDict, total=False):
+    """The keyword options of `Fan.wrap`: each left out means the Fan's own."""
+
+    timeout: float | None
+    limits: Iterable[Any]
+    retry: Retry | None
+
+
+class CallOptions(WrapOptions, total=False):
+    """The keyword options of `Fan.call`: those of `Fan.wrap`, and ``on_outcome``."""
+
+    on_outcome: Observer | None
 
 
 class MapOptions(TypedDict, total=False):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ._hooks import Hooks
 from ._rate import Limits
 from ._retry import Pause, Retry
+from ._telemetry import current
 
 
 class Policy:
@@ -17,10 +19,15 @@ class Policy:
     that still holds the Fan's rates and pause.
     """
 
-    __slots__ = ("limits", "pause", "retry")
+    __slots__ = ("hooks", "limits", "pause", "retry")
 
     def __init__(
-        self, *, limits: Iterable[Any] = (), retry: Retry | None = None, pause: Pause | None = None
+        self,
+        *,
+        limits: Iterable[Any] = (),
+        retry: Retry | None = None,
+        pause: Pause | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         if retry is not None and not isinstance(retry, Retry):
             raise TypeError(f"retry must be an anyfan.Retry or None, got {retry!r}")
@@ -30,15 +37,16 @@ class Policy:
         self.retry = retry
         self.pause = pause
         self.limits = Limits(limits, pause=pause) if limits else None
+        self.hooks = Hooks() if hooks is None else hooks
 
     @property
     def active(self) -> bool:
-        """Whether anything beyond the concurrency limit applies."""
-        return self.limits is not None or self.retry is not None
+        """Whether anything beyond the concurrency limit applies (telemetry included)."""
+        return self.limits is not None or self.retry is not None or current() is not None
 
     def bind(self) -> None:
         """Attach to the running event loop (see `Limits.bind`)."""
         if self.limits is not None:
             self.limits.bind()
-        elif self.pause is not None:  # pragma: no branch - active means limits or a retry
+        elif self.pause is not None:
             self.pause.bind()

@@ -181,6 +181,32 @@ class Rate:
         """
         self._state.correct(remaining, reset, _now(now))
 
+    async def acquire(self, cost: float = 1) -> _solo.RateTicket:
+        """Wait until this rate admits ``cost`` units; return the `RateTicket` to settle.
+
+        For using a Rate on its own, without a Fan (aiolimiter's
+        ``await limiter.acquire(amount)``): callers are admitted in arrival
+        order, under the same guarantees as a Fan's calls, on any backend.
+        A Fan given this Rate draws from the same quota. If the call then
+        uses a different amount, ``ticket.settle(used)`` corrects the charge.
+        Like a Fan, a Rate serves one event loop at a time.
+
+        Raises:
+            TypeError, ValueError: If ``cost`` is not a non-negative finite number.
+        """
+        return await _solo.acquire(self, cost)
+
+    def has_capacity(self, cost: float = 1) -> bool:
+        """Whether ``acquire(cost)`` would be admitted right now, without waiting."""
+        return _solo.has_capacity(self, cost)
+
+    async def __aenter__(self) -> _solo.RateTicket:
+        """``async with rate:`` waits for one unit (as aiolimiter's ``async with limiter:``)."""
+        return await _solo.acquire(self, 1)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Nothing to release: a rate limits starts, not calls in flight."""
+
     def _notify(self) -> None:
         """Tell every line waiting on this rate to look again."""
         for limits in list(self._watchers):
@@ -397,12 +423,12 @@ class Limits:
         await self._line.join(ticket._attempt, ticket._undo)
         return ticket
 
-    def settle(self, ticket: Ticket, outcome: object) -> None:
+    def settle(self, ticket: Ticket, outcome: object) -> list[float]:
         """Settle ``ticket`` once its call ended with ``outcome`` (its result or exception).
 
         For rates with an ``actual`` function, the estimate is replaced with
         what it returns for ``outcome``. A call that raised keeps its estimate
-        when ``actual`` raises too.
+        when ``actual`` raises too. Returns the units each rate was finally charged.
 
         Raises:
             ValueError: If the ticket was settled before.
@@ -413,15 +439,23 @@ class Limits:
         ticket.settled = True
         failed = isinstance(outcome, BaseException)
         now = self._line.now()
-        for rate, state, charge in zip(self._rates, self._states, ticket.charges, strict=True):
+        units = ticket.costs
+        for i, (rate, state, charge) in enumerate(
+            zip(self._rates, self._states, ticket.charges, strict=True)
+        ):
             try:
                 used = rate.actual_of(ticket.item, outcome)
             except Exception:
                 if failed:  # an ``actual`` written for results only: keep the estimate
                     continue
                 raise
-            if used is not None and state.settle(charge, used, now) > 0:
-                rate._notify()
+            if used is not None:
+                if units is ticket.costs:
+                    units = list(units)
+                units[i] = used
+                if state.settle(charge, used, now) > 0:
+                    rate._notify()
+        return units
 
     def adjust(
         self,
@@ -456,3 +490,7 @@ def _require_asyncio() -> None:
             "aiolimiter.AsyncLimiter works only under asyncio; use anyfan.Rate, "
             "which works on every backend"
         ) from None
+
+
+# Rate's standalone methods live there; imported last, as it builds on Limits.
+from . import _solo  # noqa: E402

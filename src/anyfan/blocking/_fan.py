@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
@@ -127,6 +128,44 @@ class Fan:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
+
+    @overload
+    def call(self, fn: Callable[[T], Awaitable[R]], item: T, **options: Any) -> R: ...
+
+    @overload
+    def call(self, fn: Callable[[T], R], item: T, **options: Any) -> R: ...
+
+    def call(self, fn: Callable[[T], Any], item: T, **options: Any) -> Any:
+        """Call ``fn(item)`` once under the Fan's limits; return its value or raise its error.
+
+        Blocks until done. Threads calling one Fan share its slots, rate
+        limits, shared pause and retry budget. Takes the options of
+        `anyfan.Fan.call` (``timeout``, ``limits``, ``retry``, ``on_outcome``);
+        hooks run on the Fan's loop thread. Async ``fn`` runs on that loop,
+        sync ``fn`` in its worker threads. The call's own final exception is
+        raised, never a `FanError`.
+        """
+        self._check_open()
+        return self._loop.call(self._fan.call, fn, item, **options)
+
+    @overload
+    def wrap(self, fn: Callable[[T], Awaitable[R]], **options: Any) -> Callable[[T], R]: ...
+
+    @overload
+    def wrap(self, fn: Callable[[T], R], **options: Any) -> Callable[[T], R]: ...
+
+    def wrap(self, fn: Callable[[T], Any], **options: Any) -> Callable[[T], Any]:
+        """Return a plain function ``f(item)`` that makes `call` ``(fn, item)``; also a decorator.
+
+        Takes the options of `call`, fixed for every call of ``f``.
+        """
+        self._fan.wrap(fn, **options)  # reject bad options now
+
+        @functools.wraps(fn)
+        def through_fan(item: T) -> Any:
+            return self.call(fn, item, **options)
+
+        return through_fan
 
     @overload
     def map(
