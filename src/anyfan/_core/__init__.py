@@ -30,6 +30,9 @@ from ._rate import Rate
 from ._retry import Retry
 from ._solo import RateTicket
 from ._stats import FanStats, LimitStats
+from ._telemetry import Telemetry
+from ._telemetry import install as install_telemetry
+from ._telemetry import installed as installed_telemetry
 from ._validate import (
     check_function,
     check_int,
@@ -65,6 +68,7 @@ __all__ = [
     "RetryBudget",
     "RetryEvent",
     "StreamOptions",
+    "Telemetry",
     "WrapOptions",
     "as_async",
     "check_callable",
@@ -77,6 +81,8 @@ __all__ = [
     "close_unstarted",
     "first",
     "gather",
+    "install_telemetry",
+    "installed_telemetry",
     "is_async_callable",
     "map",
     "stream",
