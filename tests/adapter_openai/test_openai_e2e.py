@@ -369,3 +369,30 @@ async def test_sdk_retries_off_means_one_request_per_attempt() -> None:
         counters = sim.wait_until_idle()
     assert counters.requests == stats.started == 3
     assert stats.retried == 2
+
+
+# -- what costs nothing -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_request_rejected_with_a_400_gives_its_tokens_back() -> None:
+    # A request the server refuses (no messages) while reserving nearly a minute's
+    # tokens: settled at no cost, the next request fits at once instead of waiting
+    # about 50 s for that reservation to drain.
+    rejected = {"model": "gpt-4o-mini", "messages": [], "max_tokens": 5_000}
+    fine = requests(2)[0]
+    with simulator(limits=ServerLimits(), faults=Faults()) as sim:
+        async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY) as client:
+            fan = ao.fan(client, tpm=6_000, concurrency=1, timeout=TIMEOUT)
+            (tokens,) = fan.limits
+            with pytest.raises(anyfan.FanError) as caught:
+                await fan.map(asker(fan.client), [rejected])
+            assert isinstance(caught.value.exceptions[0], openai.BadRequestError)
+            assert ao.rejected_without_work(caught.value.exceptions[0])
+            assert tokens.has_capacity(ao.estimate_tokens(fine))
+            results = await fan.map(asker(fan.client), [fine])
+            stats = fan.stats
+        counters = sim.wait_until_idle()
+    assert results[0]["text"]
+    assert counters.responses == {400: 1, 200: 1}
+    assert stats.retried == 0

@@ -248,8 +248,10 @@ def settled_tokens(
       its reported prompt tokens plus the output budget it reserved,
       ``"usage"`` at its ``total_tokens``; without usage, at the estimate.
     """
+    if rejected_without_work(outcome):
+        return 0
     if isinstance(outcome, BaseException):
-        return 0 if rejected_without_work(outcome) else estimate_tokens(request, default_max_tokens)
+        return estimate_tokens(request, default_max_tokens)
     if charge == "usage":
         usage = usage_of(outcome)
         if usage is not None and "total_tokens" in usage:

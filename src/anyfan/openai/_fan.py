@@ -10,7 +10,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 
 from .._core import Fan, Rate, Retry, check_int, check_optional_number, check_seconds
 from ..blocking import Fan as BlockingFan
-from ._classify import delay_hint, is_retryable
+from ._classify import delay_hint, is_retryable, rejected_without_work
 from ._cost import (
     DEFAULT_MAX_TOKENS,
     charged_tokens,
@@ -88,7 +88,7 @@ def request_limits(
         return estimate_tokens(as_body(item), default_max_tokens)
 
     def actual(item: Any, result: object) -> int:
-        if _rejected(result):
+        if rejected_without_work(result):
             return 0
         request = as_body(item)
         if charge == "usage":
@@ -114,12 +114,6 @@ def request_limits(
         warm_up()  # tiktoken's encoding loads here, not in the first call's event loop
         tokens = Rate(tokens_per_minute, per=60, cost=cost, actual=actual)
     return requests, tokens
-
-
-def _rejected(result: object) -> bool:
-    """Whether ``result`` is an HTTP 4xx other than 429: rejected without doing the work."""
-    status = getattr(result, "status_code", None)
-    return type(status) is int and 400 <= status < 500 and status != 429
 
 
 def _identity(item: Any) -> Any:
