@@ -351,6 +351,34 @@ async def test_observer_with_one_rate_or_none_left(
     assert len(observed) == 1
 
 
+class _RawOnly:
+    """Headers offering only httpx's public ``raw`` list, as an httpx-like client might."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.raw = [(key.title().encode(), value.encode()) for key, value in headers.items()]
+
+    def get(self, name: str) -> str | None:  # pragma: no cover - never needed: raw is read
+        raise AssertionError("raw headers are scanned, not looked up")
+
+
+@pytest.mark.parametrize("shape", ["httpx", "raw", "mapping"])
+def test_every_header_shape_calibrates_alike(
+    shape: str, http: Any, observed: list[tuple[str, float, float | None]]
+) -> None:
+    headers: Any = {
+        "httpx": lambda: http.Headers({key.upper(): value for key, value in HEADERS.items()}),
+        "raw": lambda: _RawOnly(HEADERS),
+        "mapping": lambda: HEADERS,
+    }[shape]()
+    requests, tokens = Rate(500, per=60), Rate(20_000, per=60)
+    ao.observe_rate_limits(headers, requests=requests, tokens=tokens, now=0.0)
+    assert observed == [("500/60s", 7, 110.0), ("20000/60s", 150, 55.5)]
+    observed.clear()
+    empty = {"httpx": lambda: http.Headers(), "raw": lambda: _RawOnly({}), "mapping": dict}
+    ao.observe_rate_limits(empty[shape](), requests=requests, tokens=tokens, now=0.0)
+    assert observed == []
+
+
 @pytest.mark.anyio
 @pytest.mark.filterwarnings(SSE_GENERATOR_WARNING)
 async def test_headers_reach_the_rates_through_the_sdk(

@@ -16,7 +16,7 @@ class SlidingSum:
         buckets: Slots the window is cut into (at least 1).
     """
 
-    __slots__ = ("_amounts", "_buckets", "_stamps", "_width", "window")
+    __slots__ = ("_amounts", "_buckets", "_current", "_slot", "_stamps", "_width", "window")
 
     def __init__(self, window: float, buckets: int = 10) -> None:
         self.window = window
@@ -25,18 +25,25 @@ class SlidingSum:
         self._amounts = [0.0] * buckets
         # The absolute bucket number each slot holds, or None when unused.
         self._stamps: list[int | None] = [None] * buckets
+        # The bucket number and slot the last `add` wrote to: most adds land there too.
+        self._current: int | None = None
+        self._slot = 0
 
     def _index(self, now: float) -> int:
         return int(now // self._width)
 
     def add(self, amount: float, now: float) -> None:
         """Add ``amount`` at time ``now``."""
-        index = self._index(now)
+        index = int(now // self._width)
+        if index == self._current:
+            self._amounts[self._slot] += amount
+            return
         slot = index % self._buckets
         if self._stamps[slot] != index:
             self._stamps[slot] = index
             self._amounts[slot] = 0.0
         self._amounts[slot] += amount
+        self._current, self._slot = index, slot
 
     def total(self, now: float) -> float:
         """Return the sum of the amounts added within the window ending at ``now``."""

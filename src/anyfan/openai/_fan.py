@@ -84,19 +84,23 @@ def request_limits(
     as_body = body or _identity
     read_usage = usage or usage_of
 
+    budget = default_max_tokens
+
     def cost(item: Any) -> int:
-        return estimate_tokens(as_body(item), default_max_tokens)
+        return estimate_tokens(as_body(item), budget)
 
     def actual(item: Any, result: object) -> int:
-        if rejected_without_work(result):
-            return 0
         request = as_body(item)
+        if isinstance(result, BaseException):
+            return 0 if rejected_without_work(result) else estimate_tokens(request, budget)
+        # A response that reports usage did the work: read that first, so the
+        # common case never looks for a status.
         if charge == "usage":
             counts = read_usage(result)
             if counts is not None and "total_tokens" in counts:
                 return counts["total_tokens"]
         elif usage is None:
-            charged = charged_tokens(request, result, default_max_tokens)
+            charged = charged_tokens(request, result, budget)
             if charged is not None:
                 return charged
         else:
@@ -105,8 +109,10 @@ def request_limits(
             if prompt is None and counts is not None:
                 prompt = counts.get("input_tokens")  # the Responses API's name
             if prompt is not None:
-                return prompt + max_output_tokens(request, default_max_tokens)
-        return estimate_tokens(request, default_max_tokens)
+                return prompt + max_output_tokens(request, budget)
+        if rejected_without_work(result):
+            return 0
+        return estimate_tokens(request, budget)
 
     requests = None if requests_per_minute is None else Rate(requests_per_minute, per=60)
     tokens = None
@@ -482,15 +488,29 @@ _CALIBRATION: Final = (
 _CALIBRATION_SLOTS: Final = {name.encode(): slot for slot, name in enumerate(_CALIBRATION)}
 
 
-def _calibration(headers: Any) -> list[str | None]:
-    """The `_CALIBRATION` headers' values (``None`` where absent), from httpx's raw list.
+def _calibration(headers: Any) -> list[str | None] | None:
+    """The `_CALIBRATION` headers' values (``None`` where absent) of httpx's headers.
 
     Every response goes through this, so httpx's headers are scanned once as
-    received rather than searched four times.
+    received rather than searched four times: through their internal list of
+    ``(raw, lower-cased, value)`` entries where it has that shape (httpx and
+    httpx2 both do), which spares building ``raw`` and lower-casing every name.
+    ``None`` for other headers (aiohttp's, a mapping), looked up by name instead.
     """
+    slots = _CALIBRATION_SLOTS
     values: list[str | None] = [None, None, None, None]
-    for key, value in headers.raw:
-        slot = _CALIBRATION_SLOTS.get(key.lower())
+    entries = getattr(headers, "_list", None)
+    if type(entries) is list and (not entries or len(entries[0]) == 3):
+        for _, key, value in entries:
+            slot = slots.get(key)
+            if slot is not None:
+                values[slot] = value.decode("latin-1")
+        return values
+    raw = getattr(headers, "raw", None)
+    if not isinstance(raw, list):
+        return None
+    for key, value in raw:
+        slot = slots.get(key.lower())
         if slot is not None:
             values[slot] = value.decode("latin-1")
     return values
@@ -518,7 +538,7 @@ def observe_rate_limits(
         now: When the response arrived; by default the event loop's clock.
     """
     # httpx's headers are scanned once as received; others are looked up by name.
-    values = _calibration(headers) if isinstance(getattr(headers, "raw", None), list) else None
+    values = _calibration(headers)
     if requests is not None:
         _observe(requests, headers, values, 0, now)
     if tokens is not None:
