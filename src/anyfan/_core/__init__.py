@@ -28,6 +28,7 @@ from ._outcome import Outcome
 from ._progress import Progress, ProgressOptions
 from ._rate import Rate
 from ._retry import Retry
+from ._sent import note_sent
 from ._solo import RateTicket
 from ._stats import FanStats, LimitStats
 from ._telemetry import Telemetry
@@ -85,5 +86,6 @@ __all__ = [
     "installed_telemetry",
     "is_async_callable",
     "map",
+    "note_sent",
     "stream",
 ]

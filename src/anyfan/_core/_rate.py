@@ -16,6 +16,7 @@ from ._clock import Clock, loop_token
 from ._errors import CostTooLarge
 from ._gate import Line, SleepUntil, Timebase
 from ._gcra import Gcra
+from ._sent import ADMITTED
 from ._stats import AdmissionMeter, LimitStats
 from ._validate import check_function, check_number, check_ratio
 
@@ -168,6 +169,27 @@ class Rate:
         )
         state.configure(*checked, _now(now))
         self._notify()
+
+    @property
+    def guard(self) -> float:
+        """Seconds a call stays in the one-second slice beyond it (see `report_delay`)."""
+        return self._state.guard
+
+    def report_delay(self, seconds: float, *, now: float | None = None) -> None:
+        """Report that a call this rate admitted ``seconds`` ago has just been sent.
+
+        The slice's guard keeps at least as wide as a high quantile of the
+        recent delays (bounded; see docs/explanation/limits.md), so that a
+        request sent late cannot crowd into the provider's next slice.
+        `anyfan.openai.fan` reports every request it sends; call this from
+        your own transport to do the same.
+
+        Args:
+            seconds: The delay between admission and the request leaving.
+            now: The current time; by default the event loop's clock.
+        """
+        if seconds >= 0:  # a NaN or a negative delay (clock noise) tells nothing
+            self._state.observe_delay(seconds, _now(now))
 
     def observe(
         self, remaining: float, reset: float | None = None, *, now: float | None = None
@@ -421,6 +443,7 @@ class Limits:
             _require_asyncio()
             await external.acquire()
         await self._line.join(ticket._attempt, ticket._undo)
+        ADMITTED.set(ticket)  # for `note_sent`, when the call's request leaves
         return ticket
 
     def settle(self, ticket: Ticket, outcome: object) -> list[float]:

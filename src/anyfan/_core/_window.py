@@ -54,3 +54,42 @@ class SlidingSum:
             for stamp, amount in zip(self._stamps, self._amounts, strict=True)
             if stamp is not None and oldest < stamp <= current
         )
+
+
+class HighQuantile:
+    """A high quantile of the last ``size`` values, quick to raise and slow to lower.
+
+    Pure and O(1) per value: the quantile is recomputed (a sort of ``size``
+    values) once every ``size // 4`` values, but a value above the current
+    answer raises it at once, so the answer is never below the newest value.
+
+    Args:
+        size: How many recent values it looks at (at least 4).
+        quantile: The quantile to report, in (0, 1]; 1 is the largest.
+        initial: The answer before the first recomputation: a cautious
+            guess holds until ``size // 4`` values are known.
+    """
+
+    __slots__ = ("_count", "_every", "_quantile", "_values", "value")
+
+    def __init__(self, size: int = 128, quantile: float = 0.99, initial: float = 0.0) -> None:
+        self._values = [0.0] * size
+        self._quantile = quantile
+        self._every = max(1, size // 4)
+        self._count = 0
+        #: The current answer: ``initial`` until the first recomputation.
+        self.value = initial
+
+    def add(self, x: float) -> float:
+        """Take in ``x``; return the quantile of the recent values (at least ``x``)."""
+        values = self._values
+        count = self._count
+        values[count % len(values)] = x
+        self._count = count = count + 1
+        if x > self.value:
+            self.value = x
+        elif count % self._every == 0:
+            recent = sorted(values[: min(count, len(values))])
+            high = recent[min(len(recent) - 1, int(self._quantile * len(recent)))]
+            self.value = high if high > x else x
+        return self.value

@@ -8,7 +8,15 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, TypeVar
 
-from .._core import Fan, Rate, Retry, check_int, check_optional_number, check_seconds
+from .._core import (
+    Fan,
+    Rate,
+    Retry,
+    check_int,
+    check_optional_number,
+    check_seconds,
+    note_sent,
+)
 from ..blocking import Fan as BlockingFan
 from ._classify import delay_hint, is_retryable, rejected_without_work
 from ._cost import (
@@ -228,8 +236,10 @@ def _adapt(
             type(client).__name__,
             getattr(client, "max_retries", None),
         )
-    if calibrate and (requests is not None or tokens is not None):
-        follow_headers(client, requests=requests, tokens=tokens)
+    if requests is not None or tokens is not None:
+        watch_sends(client)
+        if calibrate:
+            follow_headers(client, requests=requests, tokens=tokens)
     return client
 
 
@@ -581,5 +591,66 @@ def follow_headers(client: Any, *, requests: Rate | None, tokens: Rate | None) -
         if not (isinstance(hook, _HeaderObserver) and not hook.alive)
     ]
     hooks["response"] = [*kept, _HeaderObserver(requests, tokens)]
+    http.event_hooks = hooks
+    return True
+
+
+#: The httpcore trace events that mark a request's headers going out (HTTP/1.1, HTTP/2).
+_SENDING: Final = frozenset(
+    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
+)
+
+
+async def _trace(name: str, info: Any) -> None:
+    """The ``trace`` extension of httpcore: the headers' write is when the request leaves."""
+    if name in _SENDING:
+        note_sent()
+
+
+class _SendWatcher:
+    """An httpx request hook that reports when each admitted request leaves.
+
+    The delay from admission to sending keeps the slice guard of the Fan's
+    rates wide enough (see `anyfan.Rate.report_delay`). Over httpx's own
+    transports the moment is when httpcore writes the request's headers
+    (its ``trace`` extension), which counts any wait for a connection and
+    the event loop's backlog; over other transports (aiohttp's), it is
+    when the hook runs, just before the transport takes the request.
+    """
+
+    __slots__ = ("_traced",)
+
+    def __init__(self, traced: bool) -> None:
+        self._traced = traced
+
+    async def __call__(self, request: Any) -> None:
+        extensions = getattr(request, "extensions", None)
+        if self._traced and isinstance(extensions, dict) and "trace" not in extensions:
+            extensions["trace"] = _trace
+        else:
+            note_sent()
+
+
+def watch_sends(client: Any) -> bool:
+    """Report when each request of an AsyncOpenAI client leaves, to the limits that admitted it.
+
+    Installs one request hook on the client's async HTTP client (once, however
+    many Fans share it); calls outside a limited Fan are left alone.
+
+    Returns:
+        Whether the client has the hook now (it needs an async httpx or httpx2 client).
+    """
+    http: Any = getattr(client, "_client", None)
+    hooks = getattr(http, "event_hooks", None)
+    if not isinstance(hooks, dict) or not inspect.iscoroutinefunction(getattr(http, "send", None)):
+        return False
+    installed = hooks.get("request", [])
+    if any(isinstance(hook, _SendWatcher) for hook in installed):
+        return True
+    transport = getattr(http, "_transport", None)
+    # httpx's own transport runs on httpcore, which honours the ``trace`` extension.
+    kind = type(transport)
+    traced = kind.__name__ == "AsyncHTTPTransport" and kind.__module__.startswith("httpx")
+    hooks["request"] = [*installed, _SendWatcher(traced)]
     http.event_hooks = hooks
     return True
