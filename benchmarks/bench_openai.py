@@ -216,7 +216,8 @@ PARTS = (
     ("estimate", "of which `estimate_tokens(request)`"),
     ("actual", "of which the settlement from `usage`"),
     ("headers", "the `x-ratelimit-*` response hook (both rates)"),
-    ("whole", "`anyfan.openai.fan(rpm, tpm)` per call, hook excluded"),
+    ("sends", "the request hook reporting each send to the slice guard (both rates)"),
+    ("whole", "`anyfan.openai.fan(rpm, tpm)` per call, hooks excluded"),
 )
 
 
@@ -232,7 +233,9 @@ def parts(spec: dict[str, Any]) -> dict[str, Any]:
 
     import anyfan
     import anyfan.openai as ao
-    from anyfan.openai._fan import _HeaderObserver
+    from anyfan._core._rate import Limits
+    from anyfan._core._sent import ADMITTED
+    from anyfan.openai._fan import _HeaderObserver, _SendWatcher
 
     n, repeats = spec["calls"], spec["repeats"]
     (request,) = chat_requests(1)
@@ -265,7 +268,19 @@ def parts(spec: dict[str, Any]) -> dict[str, Any]:
         "whole": lambda: ao.fan(None, rpm=10**9, tpm=10**12, concurrency=100, timeout=None),
     }
 
+    watcher = _SendWatcher(traced=False)  # the hook's own moment: no transport involved
+    sent = httpx2.Request("POST", "http://sim.invalid/v1/chat/completions")
+
     async def per_call(name: str) -> float:
+        if name == "sends":
+            limits = Limits([requests_rate, tokens_rate])
+            limits.bind()
+            ticket = await limits.acquire(request)
+            start = time.perf_counter()
+            for _ in range(n):
+                ADMITTED.set(ticket)  # as each admission does
+                await watcher(sent)
+            return (time.perf_counter() - start) / n * 1e6
         if name == "headers":
             start = time.perf_counter()
             for _ in range(n):
@@ -284,10 +299,11 @@ def parts(spec: dict[str, Any]) -> dict[str, Any]:
         return (time.perf_counter() - start) / n * 1e6
 
     out: dict[str, list[float]] = {name: [] for name, _ in PARTS}
-    for name in ("engine", "retry", "rpm", "tpm", "headers", "whole"):
+    timed = ("engine", "retry", "rpm", "tpm", "headers", "sends", "whole")
+    for name in timed:
         asyncio.run(per_call(name))  # warm-up: first-call costs, caches
     for _ in range(repeats):
-        for name in ("engine", "retry", "rpm", "tpm", "headers", "whole"):
+        for name in timed:
             out[name].append(asyncio.run(per_call(name)))
         out["estimate"].append(loop(lambda: ao.estimate_tokens(request)))
         out["actual"].append(loop(lambda: tokens_rate.actual_of(request, reply)))

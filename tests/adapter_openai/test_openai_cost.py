@@ -349,3 +349,15 @@ def test_one_rule_for_rejected_calls_whatever_their_shape(outcome: object, rejec
     estimate = ao.estimate_tokens(request)
     assert tokens.actual_of(request, outcome) == (0 if rejected else estimate)
     assert ao.settled_tokens(request, outcome) == (0 if rejected else estimate)
+
+
+def test_a_custom_usage_reader_settles_at_its_prompt_plus_budget() -> None:
+    request = {"model": "m", "messages": [{"role": "user", "content": "abcd"}], "max_tokens": 10}
+    _, tokens = ao.request_limits(tpm=60_000, usage=lambda result: result.get("counts"))
+    assert tokens is not None
+    assert tokens.actual_of(request, {"counts": {"prompt_tokens": 7}}) == 17
+    assert tokens.actual_of(request, {"counts": {"input_tokens": 5}}) == 15
+    estimate = ao.estimate_tokens(request)
+    assert tokens.actual_of(request, {"counts": {}}) == estimate
+    assert tokens.actual_of(request, {"counts": None}) == estimate
+    assert tokens.actual_of(request, {"counts": None, "status_code": 0}) == estimate

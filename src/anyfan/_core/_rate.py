@@ -178,9 +178,9 @@ class Rate:
     def report_delay(self, seconds: float, *, now: float | None = None) -> None:
         """Report that a call this rate admitted ``seconds`` ago has just been sent.
 
-        The slice's guard keeps at least as wide as a high quantile of the
-        recent delays (bounded; see docs/explanation/limits.md), so that a
-        request sent late cannot crowd into the provider's next slice.
+        The slice's guard keeps wider than the longest recent delay (within
+        a bound; see docs/explanation/limits.md), so that a request sent
+        late cannot crowd into the provider's next slice.
         `anyfan.openai.fan` reports every request it sends; call this from
         your own transport to do the same.
 
