@@ -7,8 +7,9 @@ never from an underscored module, the way anyio re-exports its ``_core`` names.
 
 from ._api import gather, map, stream
 from ._budget import RetryBudget
+from ._clock import loop_token
 from ._engine import Outcomes, as_async, check_callable, is_async_callable
-from ._errors import CostTooLarge, DeadlineExceeded, FanError, Misuse
+from ._errors import CostTooLarge, DeadlineExceeded, FanError, Misuse, StoreUnavailable
 from ._fan import Fan, Items, close_unstarted
 from ._first import first
 from ._group import Group
@@ -31,6 +32,7 @@ from ._retry import Retry
 from ._sent import note_sent
 from ._solo import RateTicket
 from ._stats import FanStats, LimitStats
+from ._store import QuotaSpec, RateStore, StoredCharge
 from ._telemetry import Telemetry
 from ._telemetry import install as install_telemetry
 from ._telemetry import installed as installed_telemetry
@@ -62,12 +64,16 @@ __all__ = [
     "Outcomes",
     "PauseEvent",
     "Progress",
+    "QuotaSpec",
     "ProgressOptions",
     "Rate",
+    "RateStore",
     "RateTicket",
     "Retry",
     "RetryBudget",
     "RetryEvent",
+    "StoreUnavailable",
+    "StoredCharge",
     "StreamOptions",
     "Telemetry",
     "WrapOptions",
@@ -85,6 +91,7 @@ __all__ = [
     "install_telemetry",
     "installed_telemetry",
     "is_async_callable",
+    "loop_token",
     "map",
     "note_sent",
     "stream",
