@@ -53,6 +53,10 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self._dir}/redis.sock"
+
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
         self.process = subprocess.Popen(
@@ -63,6 +67,7 @@ class RedisServer:
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", self._dir,
+                "--unixsocket", f"{self._dir}/redis.sock",
                 "--daemonize", "no",
                 "--protected-mode", "no",
             ],

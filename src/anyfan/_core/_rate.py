@@ -639,8 +639,7 @@ class Limits:
         """Give back everything charged for a ticket whose call never started."""
         now = self._line.now()
         for state, charge in zip(self._states, ticket.charges, strict=False):
-            if not charge.settled:
-                state.settle(charge, 0.0, now)
+            state.settle(charge, 0.0, now)
         ticket.charges = []
         stored, ticket.stored = ticket.stored, []
         for i, charge in stored:

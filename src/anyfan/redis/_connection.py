@@ -67,7 +67,8 @@ class Connection:
                         login = [address.username] if address.username else []
                         reply = await connection.call("AUTH", *login, address.password)
                         if isinstance(reply, hiredis.ReplyError):
-                            raise PermissionError(f"Redis refused the login: {_first_word(reply)}")
+                            code = str(reply).split()[0]  # WRONGPASS, NOAUTH: never the secret
+                            raise PermissionError(f"Redis refused the login: {code}")
                     if address.db:
                         reply = await connection.call("SELECT", str(address.db))
                         if isinstance(reply, hiredis.ReplyError):
@@ -102,10 +103,13 @@ class Connection:
                         return reply
                     data = await self._stream.receive(_CHUNK)
                     self._reader.feed(data)
-            except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            except (
+                OSError,
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+            ) as exc:
                 raise ConnectionLost(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-            except anyio.ClosedResourceError as exc:
-                raise ConnectionLost("connection closed") from exc
             finally:
                 if not done:
                     self._broken = True
@@ -121,7 +125,3 @@ async def _close_quietly(stream: anyio.abc.ByteStream) -> None:
     with anyio.CancelScope(shield=True):
         with contextlib.suppress(Exception):
             await anyio.aclose_forcefully(stream)
-
-
-def _first_word(error: object) -> str:
-    return str(error).split(" ", 1)[0] or "error"

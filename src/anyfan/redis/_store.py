@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import weakref
@@ -22,8 +23,9 @@ from . import _script
 from ._connection import Connection, ConnectionLost
 from ._url import Address, parse_url
 
-#: Error replies that mean "not now" (the server is starting, failing over, busy).
-_TRANSIENT = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN")
+#: Error replies that mean "not now" (the server is starting, failing over, busy), alone
+#: or inside a script's error.
+_TRANSIENT = re.compile(r"\b(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY|CLUSTERDOWN)\b")
 #: Backoff between reconnection attempts during an outage: first, and most.
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
@@ -178,7 +180,7 @@ class RedisStore:
             except ConnectionLost as exc:
                 failure: str = str(exc)
             else:
-                if isinstance(reply, hiredis.ReplyError) and str(reply).startswith(_TRANSIENT):
+                if isinstance(reply, hiredis.ReplyError) and _TRANSIENT.search(str(reply)):
                     failure = str(reply).split("\n", 1)[0]
                 else:
                     self._outage = None
