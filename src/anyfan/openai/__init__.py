@@ -34,7 +34,9 @@ from ._fan import (
     follow_headers,
     observe_rate_limits,
     openai_retry,
+    quota_key,
     request_limits,
+    watch_sends,
 )
 from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 
@@ -61,8 +63,10 @@ __all__ = [
     "openai_retry",
     "parse_go_duration",
     "prompt_tokens",
+    "quota_key",
     "rejected_without_work",
     "request_limits",
     "retry_after",
     "settled_tokens",
+    "watch_sends",
 ]

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from .._core import Fan, Rate, Retry, check_int, check_optional_number, check_seconds
+from .._core import (
+    Fan,
+    Rate,
+    RateStore,
+    Retry,
+    check_int,
+    check_optional_number,
+    check_seconds,
+    note_sent,
+)
 from ..blocking import Fan as BlockingFan
-from ._classify import delay_hint, is_retryable
+from ._classify import delay_hint, is_retryable, rejected_without_work
 from ._cost import (
     DEFAULT_MAX_TOKENS,
     charged_tokens,
@@ -45,6 +57,8 @@ def request_limits(
     charge: Charge = "reserved",
     body: Callable[[Any], Mapping[str, Any]] | None = None,
     usage: Callable[[Any], Mapping[str, int] | None] | None = None,
+    store: RateStore | None = None,
+    key: str | None = None,
 ) -> tuple[Rate | None, Rate | None]:
     """The RPM and TPM `Rate` objects for requests given as keyword dicts.
 
@@ -66,6 +80,11 @@ def request_limits(
         usage: Reads a result's ``usage`` counts (``prompt_tokens``,
             ``total_tokens``, ...), or ``None`` where it has none; by default
             from an SDK response or a dict.
+        store: Keep both quotas in this shared store (an
+            `anyfan.redis.RedisStore`), so that every process using the same
+            ``key`` shares them.
+        key: The quota's name in the store (required with ``store``; see
+            `quota_key`): the rates are ``{key}:rpm`` and ``{key}:tpm``, one hash tag.
 
     Returns:
         ``(requests, tokens)``: each a `Rate`, or ``None`` where no limit was given.
@@ -84,19 +103,23 @@ def request_limits(
     as_body = body or _identity
     read_usage = usage or usage_of
 
+    budget = default_max_tokens
+
     def cost(item: Any) -> int:
-        return estimate_tokens(as_body(item), default_max_tokens)
+        return estimate_tokens(as_body(item), budget)
 
     def actual(item: Any, result: object) -> int:
-        if _rejected(result):
-            return 0
         request = as_body(item)
+        if isinstance(result, BaseException):
+            return 0 if rejected_without_work(result) else estimate_tokens(request, budget)
+        # A response that reports usage did the work: read that first, so the
+        # common case never looks for a status.
         if charge == "usage":
             counts = read_usage(result)
             if counts is not None and "total_tokens" in counts:
                 return counts["total_tokens"]
         elif usage is None:
-            charged = charged_tokens(request, result, default_max_tokens)
+            charged = charged_tokens(request, result, budget)
             if charged is not None:
                 return charged
         else:
@@ -105,21 +128,64 @@ def request_limits(
             if prompt is None and counts is not None:
                 prompt = counts.get("input_tokens")  # the Responses API's name
             if prompt is not None:
-                return prompt + max_output_tokens(request, default_max_tokens)
-        return estimate_tokens(request, default_max_tokens)
+                return prompt + max_output_tokens(request, budget)
+        if rejected_without_work(result):
+            return 0
+        return estimate_tokens(request, budget)
 
-    requests = None if requests_per_minute is None else Rate(requests_per_minute, per=60)
+    if store is not None and not isinstance(key, str):
+        raise TypeError(f"a store needs key=, the quota's name (see quota_key), got {key!r}")
+    tag = None if key is None else key if "{" in key else "{" + key + "}"
+    requests = None
+    if requests_per_minute is not None:
+        requests = Rate(
+            requests_per_minute,
+            per=60,
+            store=store,
+            key=None if store is None else f"{tag}:rpm",
+        )
     tokens = None
     if tokens_per_minute is not None:
         warm_up()  # tiktoken's encoding loads here, not in the first call's event loop
-        tokens = Rate(tokens_per_minute, per=60, cost=cost, actual=actual)
+        tokens = Rate(
+            tokens_per_minute,
+            per=60,
+            cost=cost,
+            actual=actual,
+            store=store,
+            key=None if store is None else f"{tag}:tpm",
+        )
     return requests, tokens
 
 
-def _rejected(result: object) -> bool:
-    """Whether ``result`` is an HTTP 4xx other than 429: rejected without doing the work."""
-    status = getattr(result, "status_code", None)
-    return type(status) is int and 400 <= status < 500 and status != 429
+#: A dated snapshot's suffix (``-2024-08-06``, ``-0613``), left out of a model's family.
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
+
+
+def quota_key(base_url: object = None, api_key: str | None = None, model: str | None = None) -> str:
+    """The name of the provider quota that requests to ``base_url`` with ``api_key`` draw from.
+
+    Providers count a key's requests and tokens per endpoint and, for OpenAI,
+    per model family: ``openai:api.openai.com/v1:<hash>`` plus ``:gpt-4o`` when
+    ``model`` is given (``gpt-4o-2024-08-06`` counts as ``gpt-4o``). The API
+    key appears only as the first 12 hex digits of its SHA-256, never itself.
+    Every process that computes the same name shares the quota.
+    """
+    parts = urlsplit(str(base_url or "https://api.openai.com/v1"))
+    endpoint = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    endpoint += parts.path.rstrip("/")
+    digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:12]
+    name = f"openai:{endpoint}:{digest}"
+    if model:
+        name += ":" + _SNAPSHOT.sub("", model)
+    return name
+
+
+def _client_quota_key(client: object, key: str | None, store: RateStore | None) -> str | None:
+    """The quota name ``fan`` uses: the one given, or the client's endpoint and key."""
+    if store is None or key is not None:
+        return key
+    return quota_key(getattr(client, "base_url", None), getattr(client, "api_key", None))
 
 
 def _identity(item: Any) -> Any:
@@ -159,10 +225,17 @@ def _limits_and_retry(
     default_max_tokens: int,
     charge: Charge,
     fan_options: dict[str, Any],
+    store: RateStore | None = None,
+    key: str | None = None,
 ) -> tuple[Rate | None, Rate | None]:
     """Fill ``fan_options`` with the limits and the retry policy; return the rates."""
     requests, tokens = request_limits(
-        rpm=rpm, tpm=tpm, default_max_tokens=default_max_tokens, charge=charge
+        rpm=rpm,
+        tpm=tpm,
+        default_max_tokens=default_max_tokens,
+        charge=charge,
+        store=store,
+        key=key,
     )
     own = [rate for rate in (requests, tokens) if rate is not None]
     fan_options["limits"] = [*fan_options.get("limits", ()), *own]
@@ -228,8 +301,10 @@ def _adapt(
             type(client).__name__,
             getattr(client, "max_retries", None),
         )
-    if calibrate and (requests is not None or tokens is not None):
-        follow_headers(client, requests=requests, tokens=tokens)
+    if requests is not None or tokens is not None:
+        watch_sends(client)
+        if calibrate:
+            follow_headers(client, requests=requests, tokens=tokens)
     return client
 
 
@@ -262,6 +337,8 @@ def fan(
     charge: Charge = "reserved",
     calibrate: bool = True,
     request_timeout: float | None = DEFAULT_TIMEOUT,
+    store: RateStore | None = None,
+    key: str | None = None,
     **fan_options: Any,
 ) -> OpenAIFan[Any]:
     """Build a `Fan` set up for an OpenAI-compatible API.
@@ -308,6 +385,12 @@ def fan(
         request_timeout: Most seconds the SDK waits on a request (connecting,
             sending, and between bytes of the answer), or ``None`` to keep the
             client's own. A client's shorter timeout is kept.
+        store: Keep the RPM and TPM quotas in this shared store (an
+            `anyfan.redis.RedisStore`): every process (web worker, job, Dask
+            task) with the same ``key`` shares one quota.
+        key: The quota's name in the store; by default `quota_key` of the
+            client's ``base_url`` and ``api_key`` (a hash of the key, never the
+            key). Give ``quota_key(..., model=...)`` to keep one quota per model family.
         **fan_options: Passed on to `anyfan.Fan` (``concurrency``, ``errors``,
             more ``limits``, and ``timeout``: a limit on each whole call, none
             by default).
@@ -322,6 +405,8 @@ def fan(
         default_max_tokens=default_max_tokens,
         charge=charge,
         fan_options=fan_options,
+        store=store,
+        key=_client_quota_key(client, key, store),
     )
     request_timeout = check_seconds(request_timeout, name="request_timeout")
     if request_timeout is not None and not _copyable(client):
@@ -378,6 +463,8 @@ def blocking_fan(
     charge: Charge = "reserved",
     calibrate: bool = True,
     request_timeout: float | None = DEFAULT_TIMEOUT,
+    store: RateStore | None = None,
+    key: str | None = None,
     **fan_options: Any,
 ) -> OpenAIBlockingFan[Any]:
     """Build an `anyfan.blocking.Fan` set up for an OpenAI-compatible API, for sync code.
@@ -407,6 +494,8 @@ def blocking_fan(
         calibrate: Whether an async client follows the provider's rate-limit
             headers (a sync client's responses are never followed).
         request_timeout: Most seconds the SDK waits on a request; see `fan`.
+        store: Keep the quotas in this shared store; see `fan`.
+        key: The quota's name in the store; see `fan` (with a ``factory``, give it).
         **fan_options: Passed on to `anyfan.blocking.Fan` (``concurrency``,
             ``backend``, ``timeout``, ...).
 
@@ -424,6 +513,8 @@ def blocking_fan(
         default_max_tokens=default_max_tokens,
         charge=charge,
         fan_options=fan_options,
+        store=store,
+        key=_client_quota_key(client, key, store),
     )
     request_timeout = check_seconds(request_timeout, name="request_timeout")
     if request_timeout is not None and factory is None and not _copyable(client):
@@ -488,15 +579,29 @@ _CALIBRATION: Final = (
 _CALIBRATION_SLOTS: Final = {name.encode(): slot for slot, name in enumerate(_CALIBRATION)}
 
 
-def _calibration(headers: Any) -> list[str | None]:
-    """The `_CALIBRATION` headers' values (``None`` where absent), from httpx's raw list.
+def _calibration(headers: Any) -> list[str | None] | None:
+    """The `_CALIBRATION` headers' values (``None`` where absent) of httpx's headers.
 
     Every response goes through this, so httpx's headers are scanned once as
-    received rather than searched four times.
+    received rather than searched four times: through their internal list of
+    ``(raw, lower-cased, value)`` entries where it has that shape (httpx and
+    httpx2 both do), which spares building ``raw`` and lower-casing every name.
+    ``None`` for other headers (aiohttp's, a mapping), looked up by name instead.
     """
+    slots = _CALIBRATION_SLOTS
     values: list[str | None] = [None, None, None, None]
-    for key, value in headers.raw:
-        slot = _CALIBRATION_SLOTS.get(key.lower())
+    entries = getattr(headers, "_list", None)
+    if type(entries) is list and (not entries or len(entries[0]) == 3):
+        for _, key, value in entries:
+            slot = slots.get(key)
+            if slot is not None:
+                values[slot] = value.decode("latin-1")
+        return values
+    raw = getattr(headers, "raw", None)
+    if not isinstance(raw, list):
+        return None
+    for key, value in raw:
+        slot = slots.get(key.lower())
         if slot is not None:
             values[slot] = value.decode("latin-1")
     return values
@@ -524,7 +629,7 @@ def observe_rate_limits(
         now: When the response arrived; by default the event loop's clock.
     """
     # httpx's headers are scanned once as received; others are looked up by name.
-    values = _calibration(headers) if isinstance(getattr(headers, "raw", None), list) else None
+    values = _calibration(headers)
     if requests is not None:
         _observe(requests, headers, values, 0, now)
     if tokens is not None:
@@ -567,5 +672,66 @@ def follow_headers(client: Any, *, requests: Rate | None, tokens: Rate | None) -
         if not (isinstance(hook, _HeaderObserver) and not hook.alive)
     ]
     hooks["response"] = [*kept, _HeaderObserver(requests, tokens)]
+    http.event_hooks = hooks
+    return True
+
+
+#: The httpcore trace events that mark a request's headers going out (HTTP/1.1, HTTP/2).
+_SENDING: Final = frozenset(
+    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
+)
+
+
+async def _trace(name: str, info: Any) -> None:
+    """The ``trace`` extension of httpcore: the headers' write is when the request leaves."""
+    if name in _SENDING:
+        note_sent()
+
+
+class _SendWatcher:
+    """An httpx request hook that reports when each admitted request leaves.
+
+    The delay from admission to sending keeps the slice guard of the Fan's
+    rates wide enough (see `anyfan.Rate.report_delay`). Over httpx's own
+    transports the moment is when httpcore writes the request's headers
+    (its ``trace`` extension), which counts any wait for a connection and
+    the event loop's backlog; over other transports (aiohttp's), it is
+    when the hook runs, just before the transport takes the request.
+    """
+
+    __slots__ = ("_traced",)
+
+    def __init__(self, traced: bool) -> None:
+        self._traced = traced
+
+    async def __call__(self, request: Any) -> None:
+        extensions = getattr(request, "extensions", None)
+        if self._traced and isinstance(extensions, dict) and "trace" not in extensions:
+            extensions["trace"] = _trace
+        else:
+            note_sent()
+
+
+def watch_sends(client: Any) -> bool:
+    """Report when each request of an AsyncOpenAI client leaves, to the limits that admitted it.
+
+    Installs one request hook on the client's async HTTP client (once, however
+    many Fans share it); calls outside a limited Fan are left alone.
+
+    Returns:
+        Whether the client has the hook now (it needs an async httpx or httpx2 client).
+    """
+    http: Any = getattr(client, "_client", None)
+    hooks = getattr(http, "event_hooks", None)
+    if not isinstance(hooks, dict) or not inspect.iscoroutinefunction(getattr(http, "send", None)):
+        return False
+    installed = hooks.get("request", [])
+    if any(isinstance(hook, _SendWatcher) for hook in installed):
+        return True
+    transport = getattr(http, "_transport", None)
+    # httpx's own transport runs on httpcore, which honours the ``trace`` extension.
+    kind = type(transport)
+    traced = kind.__name__ == "AsyncHTTPTransport" and kind.__module__.startswith("httpx")
+    hooks["request"] = [*installed, _SendWatcher(traced)]
     http.event_hooks = hooks
     return True
