@@ -107,7 +107,9 @@ def _pages_with_snippets() -> list[Path]:
     return [page for page in PAGES if snippets(page)]
 
 
-def _run_page(page: Path, base_url: str, redis_url: str | None) -> subprocess.CompletedProcess[str]:
+def _run_page(
+    page: Path, base_url: str, redis_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     runnable = [dataclasses.asdict(s) for s in snippets(page) if s.skip is None]
     env = {
         **os.environ,
