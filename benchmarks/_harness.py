@@ -142,10 +142,10 @@ class Summary:
     runs: tuple[float, ...]
 
     def show(self, spec: str = ",.0f", unit: str = "") -> str:
-        """``median (min–max) unit``, e.g. ``6,400 (5,900–7,100)``; one run: just its value."""
+        """``median (min-max) unit``, e.g. ``6,400 (5,900-7,100)``; one run: just its value."""
         text = format(self.median, spec)
         if len(self.runs) > 1:
-            text += f" ({format(self.low, spec)}–{format(self.high, spec)})"
+            text += f" ({format(self.low, spec)}-{format(self.high, spec)})"
         return f"{text} {unit}" if unit else text
 
     def map(self, f: Callable[[float], float]) -> Summary:

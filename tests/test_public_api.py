@@ -34,6 +34,7 @@ def test_all_is_pinned() -> None:
         "Retry",
         "RetryBudget",
         "RetryEvent",
+        "StoreUnavailable",
         "StreamOptions",
         "WrapOptions",
         "__version__",

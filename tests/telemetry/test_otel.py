@@ -244,3 +244,18 @@ def test_attributes_by_shape() -> None:
         "error.type": "APIError",
         "http.response.status_code": 503,
     }
+
+
+def test_a_misuse_inside_an_attempt_stops_the_call_and_is_counted_cancelled(
+    otel: Telemetry,
+) -> None:
+    with anyfan.blocking.Fan(2) as fan:
+
+        async def calls_back_blocking(i: int) -> list[int]:
+            return fan.map(abs, [i])  # from the Fan's own loop thread: a misuse
+
+        with pytest.raises(RuntimeError, match="own event loop's thread"):
+            fan.map(calls_back_blocking, [-1])
+        assert fan.stats.cancelled == 1
+    [span] = otel.spans.get_finished_spans()
+    assert span.attributes is not None

@@ -179,6 +179,9 @@ async def _misuses_the_type_checker_rejects() -> None:
     anyfan.blocking.Fan(2, timout=5)  # type: ignore[call-arg]
     anyfan.blocking.Fan().map(double, [1], concurency=3)  # type: ignore[call-overload]
     anyfan.blocking.gather(double(1), concurency=3)  # type: ignore[call-overload]
+    await anyfan.Fan().call(double, "x")  # type: ignore[arg-type]
+    await anyfan.Fan().call(double, 1, timout=3)  # type: ignore[call-overload]
+    anyfan.Fan().wrap(double, retri=None)  # type: ignore[call-overload]
 
 
 async def test_single_calls_return_the_callable_s_result() -> None:
@@ -203,7 +206,3 @@ async def test_single_calls_return_the_callable_s_result() -> None:
     with anyfan.blocking.Fan(2) as blocking_fan:
         assert_type(blocking_fan.call(double, 1), int)
         assert_type(blocking_fan.wrap(shout)("b"), str)
-
-    await fan.call(double, "x")  # type: ignore[arg-type]
-    await fan.call(double, 1, timout=3)  # type: ignore[call-overload]
-    fan.wrap(double, retri=None)  # type: ignore[call-overload]

@@ -7,8 +7,9 @@ never from an underscored module, the way anyio re-exports its ``_core`` names.
 
 from ._api import gather, map, stream
 from ._budget import RetryBudget
+from ._clock import loop_token
 from ._engine import Outcomes, as_async, check_callable, is_async_callable
-from ._errors import CostTooLarge, DeadlineExceeded, FanError, Misuse
+from ._errors import CostTooLarge, DeadlineExceeded, FanError, Misuse, StoreUnavailable
 from ._fan import Fan, Items, close_unstarted
 from ._first import first
 from ._group import Group
@@ -30,6 +31,10 @@ from ._rate import Rate
 from ._retry import Retry
 from ._solo import RateTicket
 from ._stats import FanStats, LimitStats
+from ._store import QuotaSpec, RateStore, StoredCharge
+from ._telemetry import Telemetry
+from ._telemetry import install as install_telemetry
+from ._telemetry import installed as installed_telemetry
 from ._validate import (
     check_function,
     check_int,
@@ -58,13 +63,18 @@ __all__ = [
     "Outcomes",
     "PauseEvent",
     "Progress",
+    "QuotaSpec",
     "ProgressOptions",
     "Rate",
+    "RateStore",
     "RateTicket",
     "Retry",
     "RetryBudget",
     "RetryEvent",
+    "StoreUnavailable",
+    "StoredCharge",
     "StreamOptions",
+    "Telemetry",
     "WrapOptions",
     "as_async",
     "check_callable",
@@ -77,7 +87,10 @@ __all__ = [
     "close_unstarted",
     "first",
     "gather",
+    "install_telemetry",
+    "installed_telemetry",
     "is_async_callable",
+    "loop_token",
     "map",
     "stream",
 ]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from . import _log
-from ._errors import Misuse
+from ._errors import Misuse, StoreUnavailable
 from ._hooks import PauseEvent, RetryEvent
 from ._telemetry import CURRENT
 
@@ -73,6 +73,16 @@ async def guarded(
             if limits is not None:
                 try:
                     ticket = await limits.acquire(item)  # also waits out the pause
+                except StoreUnavailable as exc:
+                    # The shared quota's store is down: nothing was charged or started,
+                    # and the retry policy decides, as for any connection error.
+                    if retry is None:
+                        stats.failed += 1
+                        return None, exc, attempt, first if attempt else now()
+                    if attempt == 0:
+                        first = now()
+                    attempt += 1  # counts against the policy's attempts, never started
+                    error = exc
                 except Exception as exc:
                     # A broken ``cost`` function, or a cost no limit could ever admit
                     # (`CostTooLarge`), fails its item only, before anything is charged
@@ -81,30 +91,31 @@ async def guarded(
                     return None, exc, attempt, first if attempt else now()
             elif pause is not None:
                 await pause.wait()
-            start = now()
-            if telemetry is not None:
-                telemetry.waited(start - asked)
-                if ticket is not None:
-                    telemetry.admitted(limits.rates, ticket.costs)  # type: ignore[union-attr]
-            if attempt == 0:
-                first = start
-                if retry is not None:
-                    retry.record_call(start)
-            attempt += 1
-            stats.started += 1
-            if telemetry is None:
-                try:
-                    value = await call(item)
-                except Misuse:
-                    stats.cancelled += 1
-                    raise  # a misuse stops the whole run, not one item
-                except Exception as exc:
-                    error = exc
-                except BaseException:
-                    stats.cancelled += 1
-                    raise
-            else:
-                value, error = await _observed(telemetry, call, item, attempt, stats)
+            if error is None:
+                start = now()
+                if telemetry is not None:
+                    telemetry.waited(start - asked)
+                    if ticket is not None:
+                        telemetry.admitted(limits.rates, ticket.costs)  # type: ignore[union-attr]
+                if attempt == 0:
+                    first = start
+                    if retry is not None:
+                        retry.record_call(start)
+                attempt += 1
+                stats.started += 1
+                if telemetry is None:
+                    try:
+                        value = await call(item)
+                    except Misuse:
+                        stats.cancelled += 1
+                        raise  # a misuse stops the whole run, not one item
+                    except Exception as exc:
+                        error = exc
+                    except BaseException:
+                        stats.cancelled += 1
+                        raise
+                else:
+                    value, error = await _observed(telemetry, call, item, attempt, stats)
         finally:
             slots.release()
         if ticket is not None:
@@ -116,6 +127,8 @@ async def guarded(
             else:
                 if telemetry is not None:
                     telemetry.settled(limits.rates, units)
+            if ticket.pending:  # refunds owed to a shared store: one round trip, after the call
+                await limits.flush(ticket)
         if error is None:
             stats.succeeded += 1
             return value, None, attempt, first

@@ -159,3 +159,13 @@ class CostTooLarge(ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("cost", "limit", "most")}
         return (type(self), (self.cost, self.limit, self.most), state)
+
+
+class StoreUnavailable(ConnectionError):
+    """The shared store behind a `Rate` (Redis, say) cannot be reached.
+
+    Raised at once when the store is unreachable the first time it is used,
+    and after a bounded spell of reconnecting when it is lost mid-run. A
+    `ConnectionError`, so the default `Retry` policy retries the call; the
+    store's address is named, its password never.
+    """

@@ -8,21 +8,34 @@ limits of a Fan, and the head of the line sleeps until every limit admits it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
 
 from ._clock import Clock, loop_token
-from ._errors import CostTooLarge
+from ._errors import CostTooLarge, StoreUnavailable
 from ._gate import Line, SleepUntil, Timebase
-from ._gcra import Gcra
+from ._gcra import GUARD, SLICE, Charge, Gcra
 from ._stats import AdmissionMeter, LimitStats
+from ._store import QuotaSpec, RateStore, StoredCharge
 from ._validate import check_function, check_number, check_ratio
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from ._retry import Pause
+
+#: What a stored Rate does when its store cannot be reached: fail the call, or admit locally.
+OnStoreError = Literal["raise", "local"]
+
+#: The share of its limit a stored Rate admits on its own while its store is down.
+DEFAULT_LOCAL_SHARE = 0.25
+
+#: Seconds a cancelled or finished call's refund to a store may take before it is dropped.
+_REFUND_TIMEOUT = 2.0
 
 
 def _format(x: float) -> str:
@@ -60,13 +73,38 @@ class Rate:
             doing the work (a 4xx other than 429), so it costs nothing. If
             ``actual`` raises for an exception (as one written for results
             only does), the estimate is kept and the call's own error stands.
+        store: Keep this quota's state in a shared store (an
+            `anyfan.redis.RedisStore`), so that every process building a Rate
+            with the same store, ``key``, ``limit`` and ``per`` shares one quota,
+            with the same guarantees as a local Rate across all of them. A
+            process that disagrees about ``limit`` or ``per`` gets a `ValueError`.
+        key: The quota's name in the store (required with ``store``); never put
+            a secret in it.
+        on_store_error: ``"raise"`` (the default): when the store cannot be
+            reached, calls fail with `anyfan.StoreUnavailable` (which `Retry`
+            retries). ``"local"``: they are admitted by a local Rate at
+            ``local_share`` of the limit instead, until the store answers again.
+        local_share: The fraction of the limit admitted locally while the store
+            is down with ``on_store_error="local"`` (default 0.25: four processes
+            falling back at once stay within the quota). Set ``1 / processes``.
 
     Raises:
         TypeError: If an argument has the wrong type.
         ValueError: If a number is not positive and finite.
     """
 
-    __slots__ = ("__weakref__", "_actual", "_cost", "_state", "_timebase", "_watchers")
+    __slots__ = (
+        "__weakref__",
+        "_actual",
+        "_cost",
+        "_fallback",
+        "_key",
+        "_local_share",
+        "_state",
+        "_store",
+        "_timebase",
+        "_watchers",
+    )
 
     def __init__(
         self,
@@ -76,11 +114,29 @@ class Rate:
         cost: Callable[[Any], float] | None = None,
         burst: float | None = None,
         actual: Callable[[Any, Any], float] | None = None,
+        store: RateStore | None = None,
+        key: str | None = None,
+        on_store_error: OnStoreError = "raise",
+        local_share: float = DEFAULT_LOCAL_SHARE,
     ) -> None:
         # The limit, period and burst are stored once, in the GCRA that enforces them.
-        self._state = Gcra(*_check_limit(limit, per, burst))
+        checked = _check_limit(limit, per, burst)
+        self._state = Gcra(*checked)
         self._cost = check_function(cost, "cost")
         self._actual = check_function(actual, "actual")
+        self._store, self._key = _check_store(store, key)
+        if on_store_error not in ("raise", "local"):
+            raise ValueError(f'on_store_error must be "raise" or "local", got {on_store_error!r}')
+        share = check_number(local_share, "local_share")
+        if share > 1:
+            raise ValueError(f"local_share must be a number from 0 to 1, got {local_share!r}")
+        self._local_share = share
+        # The local stand-in while the store is down ("local"), at its share of the limit.
+        self._fallback = (
+            Gcra(checked[0] * share, checked[1], None if checked[2] is None else checked[2] * share)
+            if store is not None and on_store_error == "local"
+            else None
+        )
         self._timebase = Timebase()
         self._watchers: weakref.WeakSet[Limits] = weakref.WeakSet()
 
@@ -91,7 +147,21 @@ class Rate:
         for name, fn in (("cost", self._cost), ("actual", self._actual)):
             if fn is not None:
                 parts.append(f"{name}={getattr(fn, '__name__', type(fn).__name__)}")
+        if self._store is not None:
+            parts.append(f"store={self._store!r}, key={self._key!r}")
+            if self._fallback is not None:
+                parts.append(f"on_store_error='local', local_share={self._local_share:g}")
         return f"Rate({', '.join(parts)})"
+
+    @property
+    def store(self) -> RateStore | None:
+        """The shared store this Rate's quota lives in, or ``None`` for a local Rate."""
+        return self._store
+
+    @property
+    def key(self) -> str | None:
+        """The quota's name in its store, or ``None`` for a local Rate."""
+        return self._key
 
     @property
     def name(self) -> str:
@@ -159,7 +229,16 @@ class Rate:
             per: New period, in seconds.
             burst: New burst, in units.
             now: The current time; by default the running event loop's clock.
+
+        Raises:
+            TypeError: If the Rate is kept in a store, where every process
+                must agree on the limit.
         """
+        if self._store is not None:
+            raise TypeError(
+                "a Rate kept in a store cannot be adjusted: every process sharing its "
+                "key must use the same limit and per"
+            )
         state = self._state
         checked = _check_limit(
             state.limit if limit is None else limit,
@@ -178,8 +257,11 @@ class Rate:
             remaining: Units the provider says are left (``x-ratelimit-remaining-*``).
             reset: Seconds until its quota is full again (``x-ratelimit-reset-*``).
             now: When the provider answered; by default the event loop's clock.
+
+        A Rate kept in a store ignores it: its processes pace one quota together.
         """
-        self._state.correct(remaining, reset, _now(now))
+        if self._store is None:
+            self._state.correct(remaining, reset, _now(now))
 
     async def acquire(self, cost: float = 1) -> _solo.RateTicket:
         """Wait until this rate admits ``cost`` units; return the `RateTicket` to settle.
@@ -197,8 +279,28 @@ class Rate:
         return await _solo.acquire(self, cost)
 
     def has_capacity(self, cost: float = 1) -> bool:
-        """Whether ``acquire(cost)`` would be admitted right now, without waiting."""
+        """Whether ``acquire(cost)`` would be admitted right now, without waiting.
+
+        Raises:
+            TypeError: For a Rate kept in a store, which only the store can answer.
+        """
+        if self._store is not None:
+            raise TypeError("has_capacity needs a local Rate; a stored one asks its store")
         return _solo.has_capacity(self, cost)
+
+    def _spec(self, cost: float) -> QuotaSpec:
+        state = self._state
+        assert self._key is not None
+        return QuotaSpec(
+            self._key,
+            state.limit,
+            state.per,
+            state.burst,
+            state.slice_cap,
+            state.interval,
+            SLICE + GUARD,
+            cost,
+        )
 
     async def __aenter__(self) -> _solo.RateTicket:
         """``async with rate:`` waits for one unit (as aiolimiter's ``async with limiter:``)."""
@@ -226,6 +328,20 @@ def _check_limit(limit: object, per: object, burst: object) -> tuple[float, floa
     return checked_limit, checked_per, None if burst is None else check_number(burst, "burst")
 
 
+def _check_store(store: object, key: object) -> tuple[RateStore | None, str | None]:
+    if store is None:
+        if key is not None:
+            raise ValueError("key names a quota in a store: give store= too")
+        return None, None
+    if not isinstance(store, RateStore):
+        raise TypeError(f"store must be a store such as anyfan.redis.RedisStore, got {store!r}")
+    if not isinstance(key, str):
+        raise TypeError(f"a Rate with a store needs key=, the quota's name, got {key!r}")
+    if not key or len(key) > 200 or not key.isprintable():
+        raise ValueError(f"key must be 1 to 200 printable characters, got {key!r}")
+    return store, key
+
+
 def _now(now: float | None) -> float:
     if now is not None:
         return now
@@ -251,13 +367,30 @@ class Ticket:
         start: When it was admitted, on the limiter's clock.
     """
 
-    __slots__ = ("_limits", "charges", "costs", "item", "settled", "start")
+    __slots__ = (
+        "_limits",
+        "charges",
+        "costs",
+        "item",
+        "local_costs",
+        "pending",
+        "settled",
+        "start",
+        "stored",
+    )
 
     def __init__(self, limits: Limits, item: Any, costs: list[float]) -> None:
         self._limits = limits
         self.item = item
         self.costs = costs
+        # The costs of the rates kept in this process, in the order of ``limits._states``.
+        self.local_costs = costs if limits._all_local else [costs[i] for i in limits._local]
         self.charges: list[Any] = []
+        # Charges held by stored rates: (position in ``limits.rates``, charge), where the
+        # charge is a `StoredCharge`, or a local `Charge` taken while the store was down.
+        self.stored: list[tuple[int, StoredCharge | Charge]] = []
+        # Settlements owed to stores, sent by `Limits.flush`.
+        self.pending: list[tuple[RateStore, StoredCharge, float]] = []
         self.start = math.nan
         self.settled = False
 
@@ -267,7 +400,7 @@ class Ticket:
     def _attempt(self, now: float) -> float | None:
         limits = self._limits
         states = limits._states
-        costs = self.costs
+        costs = self.local_costs
         pause = limits._pause_schedule
         if pause is None and len(states) == 1:
             # The common case, one rate: check and charge in one step.
@@ -289,7 +422,7 @@ class Ticket:
                 state.reserve(cost, now) for state, cost in zip(states, costs, strict=True)
             ]
         self.start = now
-        limits._meter.record(costs, now)
+        limits._meter.record(self.costs, now)
         return None
 
     def _undo(self) -> None:
@@ -324,13 +457,16 @@ class Limits:
 
     __slots__ = (
         "__weakref__",
+        "_all_local",
         "_externals",
         "_line",
+        "_local",
         "_meter",
         "_pause",
         "_pause_schedule",
         "_rates",
         "_states",
+        "_stores",
     )
 
     def __init__(
@@ -354,7 +490,15 @@ class Limits:
                     f"got {limit!r}"
                 )
         self._rates = tuple(rates)
-        self._states = tuple(rate._state for rate in rates)
+        self._local = tuple(i for i, rate in enumerate(rates) if rate._store is None)
+        self._all_local = len(self._local) == len(rates)
+        self._states = tuple(rates[i]._state for i in self._local)
+        # The stored rates, grouped by store: one round trip per store per admission.
+        stores: dict[int, tuple[RateStore, list[int]]] = {}
+        for i, rate in enumerate(rates):
+            if rate._store is not None:
+                stores.setdefault(id(rate._store), (rate._store, []))[1].append(i)
+        self._stores = tuple((store, tuple(members)) for store, members in stores.values())
         self._externals = tuple(externals)
         self._pause = pause
         self._pause_schedule = None if pause is None else pause.schedule
@@ -421,7 +565,80 @@ class Limits:
             _require_asyncio()
             await external.acquire()
         await self._line.join(ticket._attempt, ticket._undo)
+        if self._stores:
+            await self.reserve_stored(ticket)
         return ticket
+
+    async def reserve_stored(self, ticket: Ticket) -> None:
+        """Charge the ticket's stored rates (one round trip per store) and wait for its start.
+
+        Called once the local rates and the pause have admitted the ticket. If
+        the caller is cancelled, or a store fails, everything charged for the
+        ticket so far is given back before the error propagates.
+
+        Raises:
+            StoreUnavailable: If a store cannot be reached and its rates do not
+                fall back to a local share.
+        """
+        delay = 0.0
+        try:
+            for store, members in self._stores:
+                try:
+                    wait, charges = await store.reserve(
+                        [self._rates[i]._spec(ticket.costs[i]) for i in members]
+                    )
+                except StoreUnavailable:
+                    if any(self._rates[i]._fallback is None for i in members):
+                        raise
+                    wait = self._reserve_locally(ticket, members)
+                else:
+                    ticket.stored.extend(zip(members, charges, strict=True))
+                delay = max(delay, wait)
+            if delay > 0:
+                await anyio.sleep(delay)
+        except BaseException:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_REFUND_TIMEOUT):
+                await self._refund(ticket)
+            raise
+
+    def _reserve_locally(self, ticket: Ticket, members: tuple[int, ...]) -> float:
+        now = self._line.now()
+        start = now
+        for i in members:
+            fallback = self._rates[i]._fallback
+            assert fallback is not None
+            charge = fallback.reserve(ticket.costs[i], now)
+            ticket.stored.append((i, charge))
+            start = max(start, charge.start)
+        return start - now
+
+    async def _refund(self, ticket: Ticket) -> None:
+        """Give back everything charged for a ticket whose call never started."""
+        now = self._line.now()
+        for state, charge in zip(self._states, ticket.charges, strict=False):
+            state.settle(charge, 0.0, now)
+        ticket.charges = []
+        stored, ticket.stored = ticket.stored, []
+        for i, charge in stored:
+            if isinstance(charge, Charge):
+                fallback = self._rates[i]._fallback
+                assert fallback is not None
+                fallback.settle(charge, 0.0, now)
+            else:
+                store = self._rates[i]._store
+                assert store is not None
+                # If the store is down it keeps the charge: conservative, never an overshoot.
+                with contextlib.suppress(StoreUnavailable):
+                    await store.settle(charge, 0.0)
+        self._notify_others()
+
+    async def flush(self, ticket: Ticket) -> None:
+        """Send the settlements a `settle` left for stores (refunds are best effort)."""
+        pending, ticket.pending = ticket.pending, []
+        for store, charge, used in pending:
+            # If the store is down the estimate stays charged: conservative, never an overshoot.
+            with contextlib.suppress(StoreUnavailable):
+                await store.settle(charge, used)
 
     def settle(self, ticket: Ticket, outcome: object) -> list[float]:
         """Settle ``ticket`` once its call ended with ``outcome`` (its result or exception).
@@ -440,9 +657,10 @@ class Limits:
         failed = isinstance(outcome, BaseException)
         now = self._line.now()
         units = ticket.costs
-        for i, (rate, state, charge) in enumerate(
-            zip(self._rates, self._states, ticket.charges, strict=True)
-        ):
+        rates = self._rates
+        for j, charge in enumerate(ticket.charges):
+            i = j if self._all_local else self._local[j]
+            rate = rates[i]
             try:
                 used = rate.actual_of(ticket.item, outcome)
             except Exception:
@@ -453,8 +671,27 @@ class Limits:
                 if units is ticket.costs:
                     units = list(units)
                 units[i] = used
-                if state.settle(charge, used, now) > 0:
+                if self._states[j].settle(charge, used, now) > 0:
                     rate._notify()
+        for i, stored in ticket.stored:
+            rate = rates[i]
+            try:
+                used = rate.actual_of(ticket.item, outcome)
+            except Exception:
+                if failed:
+                    continue
+                raise
+            if used is None:
+                continue
+            if units is ticket.costs:
+                units = list(units)
+            units[i] = used
+            if isinstance(stored, Charge):
+                assert rate._fallback is not None
+                rate._fallback.settle(stored, used, now)
+            else:
+                assert rate._store is not None
+                ticket.pending.append((rate._store, stored, used))
         return units
 
     def adjust(

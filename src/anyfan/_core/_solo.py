@@ -14,6 +14,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ._clock import loop_token
+from ._gcra import Charge
 from ._rate import Limits, Ticket
 
 if TYPE_CHECKING:
@@ -66,18 +67,49 @@ class RateTicket:
             ValueError: If it was settled before, or ``used`` is not a
                 non-negative finite number.
         """
-        if isinstance(used, bool) or not isinstance(used, int | float):
-            raise TypeError(f"used must be a number, got {used!r}")
-        if not 0 <= used < math.inf:
-            raise ValueError(f"used must be a non-negative, finite number, got {used!r}")
+        checked = _check_used(used)
+        ticket = self._ticket
+        if ticket.stored and not isinstance(ticket.stored[0][1], Charge):
+            raise TypeError(
+                "a Rate kept in a store is settled with `await ticket.settle_async(used)`"
+            )
+        self._settle(checked)
+
+    async def settle_async(self, used: float) -> None:
+        """`settle`, for any Rate: a Rate kept in a store settles in one round trip.
+
+        Raises:
+            ValueError: If it was settled before, or ``used`` is not a
+                non-negative finite number.
+        """
+        self._settle(_check_used(used))
+        await self._limits.flush(self._ticket)
+
+    def _settle(self, used: float) -> None:
         ticket = self._ticket
         if ticket.settled:
             raise ValueError("this ticket was already settled")
         ticket.settled = True
         limits = self._limits
-        state = limits._states[0]
-        if state.settle(ticket.charges[0], float(used), limits.now()) > 0:
-            limits.rates[0]._notify()
+        now = limits.now()
+        rate = limits.rates[0]
+        if ticket.charges and limits._states[0].settle(ticket.charges[0], used, now) > 0:
+            rate._notify()
+        for _, stored in ticket.stored:
+            if isinstance(stored, Charge):
+                assert rate._fallback is not None
+                rate._fallback.settle(stored, used, now)
+            else:
+                assert rate.store is not None
+                ticket.pending.append((rate.store, stored, used))
+
+
+def _check_used(used: object) -> float:
+    if isinstance(used, bool) or not isinstance(used, int | float):
+        raise TypeError(f"used must be a number, got {used!r}")
+    if not 0 <= used < math.inf:
+        raise ValueError(f"used must be a non-negative, finite number, got {used!r}")
+    return float(used)
 
 
 class _Solo:
@@ -122,6 +154,8 @@ async def acquire(rate: Rate, cost: float) -> RateTicket:
     limits = _solo(rate)
     ticket = Ticket(limits, None, [units])
     await limits._line.join(ticket._attempt, ticket._undo)
+    if limits._stores:
+        await limits.reserve_stored(ticket)
     return RateTicket(limits, ticket)
 
 

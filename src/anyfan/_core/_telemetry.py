@@ -76,6 +76,11 @@ def current() -> Telemetry | None:
     return telemetry
 
 
+def installed() -> Telemetry | None:
+    """The telemetry installed now, live or not (``None`` if none is)."""
+    return CURRENT.active
+
+
 def install(telemetry: Telemetry | None) -> Telemetry | None:
     """Make ``telemetry`` the one in force (``None`` to turn it off); return the previous one."""
     previous, CURRENT.active = CURRENT.active, telemetry

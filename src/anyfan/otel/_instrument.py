@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._core import _telemetry
-from .._version import __version__
+from .. import __version__
+from .._core import install_telemetry, installed_telemetry
 from ._attributes import error_attributes, request_attributes, response_attributes
 
 try:
@@ -22,8 +22,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in every
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .._core._hooks import PauseEvent, RetryEvent
-    from .._core._rate import Rate
+    from .._core import PauseEvent, Rate, RetryEvent
 
 _NAME = "anyfan"
 #: Seconds between looks for an SDK configured after `instrument` was called.
@@ -109,7 +108,7 @@ class _Attempt:
 
 
 class OtelTelemetry:
-    """The `anyfan._core._telemetry.Telemetry` that reports to OpenTelemetry."""
+    """The engine's telemetry interface, implemented so that it reports to OpenTelemetry."""
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self._tracer_provider = tracer_provider
@@ -201,14 +200,14 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None) -> No
         tracer_provider: Use this provider instead of the global one.
         meter_provider: Use this provider instead of the global one.
     """
-    _telemetry.install(OtelTelemetry(tracer_provider, meter_provider))
+    install_telemetry(OtelTelemetry(tracer_provider, meter_provider))
 
 
 def uninstrument() -> None:
     """Stop reporting; anyfan then costs what it did before `instrument`."""
-    _telemetry.install(None)
+    install_telemetry(None)
 
 
 def instrumented() -> bool:
     """Whether `instrument` is in force."""
-    return isinstance(_telemetry.CURRENT.active, OtelTelemetry)
+    return isinstance(installed_telemetry(), OtelTelemetry)
