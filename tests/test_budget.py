@@ -118,3 +118,13 @@ def test_repr_and_window() -> None:
 def test_bad_arguments_are_rejected(kwargs: dict[str, Any], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         RetryBudget(**kwargs)
+
+
+def test_sliding_sum_keeps_a_bucket_it_returns_to() -> None:
+    from anyfan._core._window import SlidingSum
+
+    window = SlidingSum(1.0, buckets=10)
+    window.add(1.0, 0.01)
+    window.add(2.0, 0.15)  # the next bucket
+    window.add(4.0, 0.05)  # back in the first (a clock that stepped back): kept, not reset
+    assert window.total(0.15) == 7.0

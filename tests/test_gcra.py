@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anyfan._core._gcra import (
+    DELAYS_KEPT,
     GUARD,
+    MAX_GUARD,
     MIN_DEFAULT_BURST,
     SLICE,
     TOLERANCE,
@@ -20,6 +22,7 @@ from anyfan._core._gcra import (
     Gcra,
     default_burst,
 )
+from anyfan._core._window import HighQuantile
 from strategies import Demand, bound_windows, bursts, demands, rate_specs
 
 # -- a model of the limiter's head of line, on a fake clock -------------------
@@ -379,3 +382,61 @@ def test_shift_moves_every_stored_time() -> None:
     assert gcra.earliest(1, 1000.0) == pytest.approx(before + 1000.0)
     assert charge.start == 1000.0
     assert gcra.settle(charge, 0, 1000.0) == pytest.approx(1)
+
+
+# -- the slice guard, adapted to the delays between admission and sending ----------------
+
+
+def test_the_guard_widens_to_the_longest_recent_delay_within_its_bounds() -> None:
+    gcra = Gcra(100, 1)
+    assert gcra.guard == GUARD
+    gcra.observe_delay(0.001, now=0.0)
+    # Cautious until a quarter of the recent delays are known: the first are the slowest.
+    assert gcra.guard == MAX_GUARD
+    for i in range(DELAYS_KEPT):
+        gcra.observe_delay(0.002, now=0.01 * i)
+    assert gcra.guard == pytest.approx(GUARD + 0.002)
+    gcra.observe_delay(0.02, now=1.0)  # a late one widens it at once
+    assert gcra.guard == pytest.approx(GUARD + 0.02)
+    gcra.observe_delay(10.0, now=1.0)  # never beyond the bound
+    assert gcra.guard == MAX_GUARD
+    for i in range(2 * DELAYS_KEPT):
+        gcra.observe_delay(0.0, now=2.0 + 0.01 * i)
+    assert gcra.guard == GUARD  # the slow ones aged out
+
+
+def test_a_wider_guard_keeps_calls_in_the_slice_longer_and_slows_the_bucket() -> None:
+    gcra = Gcra(10, 1, burst=10)
+    for _ in range(DELAYS_KEPT):
+        gcra.observe_delay(0.03, now=0.0)
+    assert gcra.guard == pytest.approx(GUARD + 0.03)
+    assert gcra.interval == pytest.approx((SLICE + gcra.guard) / 10)
+    first = gcra.reserve(1, 0.0)
+    for _ in range(9):
+        gcra.reserve(1, 0.0)
+    assert first.start == 0.0
+    # The eleventh waits for the first to leave the slice, guard included.
+    assert gcra.earliest(1, 0.0) == pytest.approx(SLICE + gcra.guard)
+
+
+def test_a_guard_change_reschedules_queued_work_from_now() -> None:
+    gcra = Gcra(100, 1, burst=1)
+    for _ in range(50):
+        gcra.reserve(1, 0.0)
+    before = gcra.earliest(1, 0.0)
+    for _ in range(DELAYS_KEPT):
+        gcra.observe_delay(0.045, now=0.0)
+    after = gcra.earliest(1, 0.0)
+    assert after > before
+    assert after == pytest.approx(before * gcra.interval / ((SLICE + GUARD) / 100), rel=1e-6)
+
+
+def test_high_quantile_of_recent_values() -> None:
+    recent = HighQuantile(8, quantile=0.5)
+    assert recent.value == 0.0
+    assert recent.add(3.0) == 3.0  # raised at once
+    assert recent.add(1.0) == 3.0  # lowered only when recomputed (every 2 values here)
+    for _ in range(8):
+        recent.add(1.0)
+    assert recent.value == 1.0
+    assert HighQuantile(8, initial=5.0).add(1.0) == 5.0

@@ -300,3 +300,64 @@ def test_settled_tokens_of_a_response_follow_the_charge() -> None:
     assert ao.settled_tokens(request, reply, charge="usage") == 14
     assert ao.settled_tokens(request, {}, charge="usage") == ao.estimate_tokens(request)
     assert ao.settled_tokens(request, {}) == ao.estimate_tokens(request)
+
+
+class _Response:
+    """A response or error carrying only the status, under the name a client gives it."""
+
+    def __init__(self, **status: int) -> None:
+        self.__dict__.update(status)
+
+
+class _WithResponse(Exception):
+    """httpx's ``HTTPStatusError`` shape: the status is on its response."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.response = _Response(status_code=status_code)
+
+
+class _AiohttpError(Exception):
+    """aiohttp's ``ClientResponseError`` shape: the status is ``status``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+@pytest.mark.parametrize(
+    ("outcome", "rejected"),
+    [
+        (_Response(status_code=400), True),
+        (_Response(status=422), True),
+        (_Response(status_code=429), False),
+        (_Response(status_code=200), False),
+        (_WithResponse(404), True),
+        (_WithResponse(503), False),
+        (_AiohttpError(400), True),
+        (_AiohttpError(429), False),
+        ({"status_code": 400}, False),
+        ("400", False),
+    ],
+)
+def test_one_rule_for_rejected_calls_whatever_their_shape(outcome: object, rejected: bool) -> None:
+    # The rule request_limits (and so the batch job) and settled_tokens settle by.
+    request = {"model": "m", "messages": [{"role": "user", "content": "abcd"}], "max_tokens": 10}
+    assert ao.rejected_without_work(outcome) is rejected
+    _, tokens = ao.request_limits(tpm=60_000)
+    assert tokens is not None
+    estimate = ao.estimate_tokens(request)
+    assert tokens.actual_of(request, outcome) == (0 if rejected else estimate)
+    assert ao.settled_tokens(request, outcome) == (0 if rejected else estimate)
+
+
+def test_a_custom_usage_reader_settles_at_its_prompt_plus_budget() -> None:
+    request = {"model": "m", "messages": [{"role": "user", "content": "abcd"}], "max_tokens": 10}
+    _, tokens = ao.request_limits(tpm=60_000, usage=lambda result: result.get("counts"))
+    assert tokens is not None
+    assert tokens.actual_of(request, {"counts": {"prompt_tokens": 7}}) == 17
+    assert tokens.actual_of(request, {"counts": {"input_tokens": 5}}) == 15
+    estimate = ao.estimate_tokens(request)
+    assert tokens.actual_of(request, {"counts": {}}) == estimate
+    assert tokens.actual_of(request, {"counts": None}) == estimate
+    assert tokens.actual_of(request, {"counts": None, "status_code": 0}) == estimate

@@ -351,6 +351,34 @@ async def test_observer_with_one_rate_or_none_left(
     assert len(observed) == 1
 
 
+class _RawOnly:
+    """Headers offering only httpx's public ``raw`` list, as an httpx-like client might."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.raw = [(key.title().encode(), value.encode()) for key, value in headers.items()]
+
+    def get(self, name: str) -> str | None:  # pragma: no cover - never needed: raw is read
+        raise AssertionError("raw headers are scanned, not looked up")
+
+
+@pytest.mark.parametrize("shape", ["httpx", "raw", "mapping"])
+def test_every_header_shape_calibrates_alike(
+    shape: str, http: Any, observed: list[tuple[str, float, float | None]]
+) -> None:
+    headers: Any = {
+        "httpx": lambda: http.Headers({key.upper(): value for key, value in HEADERS.items()}),
+        "raw": lambda: _RawOnly(HEADERS),
+        "mapping": lambda: HEADERS,
+    }[shape]()
+    requests, tokens = Rate(500, per=60), Rate(20_000, per=60)
+    ao.observe_rate_limits(headers, requests=requests, tokens=tokens, now=0.0)
+    assert observed == [("500/60s", 7, 110.0), ("20000/60s", 150, 55.5)]
+    observed.clear()
+    empty = {"httpx": lambda: http.Headers(), "raw": lambda: _RawOnly({}), "mapping": dict}
+    ao.observe_rate_limits(empty[shape](), requests=requests, tokens=tokens, now=0.0)
+    assert observed == []
+
+
 @pytest.mark.anyio
 @pytest.mark.filterwarnings(SSE_GENERATOR_WARNING)
 async def test_headers_reach_the_rates_through_the_sdk(
@@ -422,3 +450,103 @@ def test_blocking_fan_checks_its_options() -> None:
         ao.blocking_fan(rpm=-1)
     with pytest.raises(TypeError, match="retry must be"):
         ao.blocking_fan(retry="never")  # type: ignore[arg-type]
+
+
+# -- when requests leave: the slice guard's measure -----------------------------------------
+
+
+def test_the_send_watcher_is_installed_once_per_client_with_limits() -> None:
+    client = _async_client()
+    ao.fan(client, rpm=10)
+    ao.fan(client, tpm=1000, calibrate=False)
+    hooks = client._client.event_hooks["request"]
+    assert [type(hook).__name__ for hook in hooks] == ["_SendWatcher"]
+    assert hooks[0]._traced  # the SDK's default transport runs on httpcore
+    bare = _async_client()
+    ao.fan(bare)
+    assert bare._client.event_hooks["request"] == []
+    assert not ao.watch_sends(_sync_client())
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings(SSE_GENERATOR_WARNING)
+async def test_each_admitted_request_reports_its_delay_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    http = sdk_http()
+    reply = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+    }
+    reported: list[float] = []
+
+    async def handler(request: Any) -> Any:
+        return http.Response(200, json=reply)
+
+    async with openai.AsyncOpenAI(
+        base_url="http://sim.invalid/v1",
+        api_key="sk-test",
+        http_client=http.AsyncClient(transport=http.MockTransport(handler)),
+    ) as client:
+        fan = ao.fan(client, rpm=6000)
+        (rate,) = fan.limits
+        watcher = client._client.event_hooks["request"][0]
+        assert not watcher._traced  # a mock transport: the hook's own moment counts
+        original = Rate.report_delay
+
+        def spy(self: Rate, seconds: float, *, now: float | None = None) -> None:
+            reported.append(seconds)
+            original(self, seconds, now=now)
+
+        monkeypatch.setattr(Rate, "report_delay", spy)
+
+        async def ask(request: dict[str, Any]) -> Any:
+            return await fan.client.chat.completions.create(**request)
+
+        await fan.map(ask, [REQUEST] * 3)
+        await client.chat.completions.create(**REQUEST)  # outside the Fan: nothing to report
+    assert len(reported) == 3
+    assert all(0 <= delay < 5 for delay in reported)
+    assert rate.guard == pytest.approx(0.05)  # cautious until enough delays are known
+
+
+@pytest.mark.anyio
+async def test_the_trace_reports_when_the_headers_go_out() -> None:
+    from anyfan._core import note_sent
+    from anyfan._core._rate import Limits
+    from anyfan._core._sent import ADMITTED
+    from anyfan.openai._fan import _SendWatcher, _trace
+
+    rate = Rate(600, per=60)
+    calls = Limits([rate])
+    calls.bind()
+    ticket = await calls.acquire("item")
+    assert ADMITTED.get() is ticket
+    request = SimpleNamespace(extensions={})
+    await _SendWatcher(traced=True)(request)
+    assert request.extensions["trace"] is _trace
+    await _trace("connection.connect_tcp.started", {})
+    assert ADMITTED.get() is ticket  # not yet sent
+    await _trace("http11.send_request_headers.started", {})
+    assert ADMITTED.get() is None
+    assert rate.guard == pytest.approx(0.05)
+    assert note_sent() is None  # reported once
+    # A request whose trace the caller set already is reported by the hook itself.
+    await calls.acquire("item")
+    await _SendWatcher(traced=True)(SimpleNamespace(extensions={"trace": print}))
+    assert ADMITTED.get() is None
+
+
+def test_report_delay_ignores_nonsense() -> None:
+    rate = Rate(600, per=60)
+    rate.report_delay(-1.0, now=0.0)
+    rate.report_delay(math.nan, now=0.0)
+    assert rate.guard == pytest.approx(0.005)
+    rate.report_delay(0.001, now=0.0)
+    assert rate.guard == pytest.approx(0.05)

@@ -29,6 +29,7 @@ from ._outcome import Outcome
 from ._progress import Progress, ProgressOptions
 from ._rate import Rate
 from ._retry import Retry
+from ._sent import note_sent
 from ._solo import RateTicket
 from ._stats import FanStats, LimitStats
 from ._store import QuotaSpec, RateStore, StoredCharge
@@ -92,5 +93,6 @@ __all__ = [
     "is_async_callable",
     "loop_token",
     "map",
+    "note_sent",
     "stream",
 ]

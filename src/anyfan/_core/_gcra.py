@@ -14,14 +14,17 @@ Two rules decide when a call of ``cost`` units may start:
   call may bring the cost admitted in the last second above one second's
   share of the rate (rounded up to a whole unit, or ``burst`` if larger); a
   call costing more than that starts only when the slice is empty. A call
-  stays in the slice for ``GUARD`` beyond the second, a margin for the jitter
-  between admission and the request reaching the provider.
+  stays in the slice for a *guard* beyond the second, a margin for the delay
+  between admission and the request reaching the provider: at least
+  ``GUARD``, widened by the longest recent delay reported through
+  `Gcra.observe_delay`, at most ``MAX_GUARD``.
 
 The default burst is a few hundredths of a second of the rate: enough to
 absorb the lateness of real timers, so sustained throughput stays at the
 limit, and far below the one-second slice. Where the slice would be the
 tighter rule (its guard makes it pass one second's share per ``SLICE +
-GUARD`` seconds), the bucket drains at that pace instead, 99.5% of the rate.
+guard`` seconds), the bucket drains at that pace instead: 99.5% of the rate
+with the least guard, never below ``SLICE / (SLICE + MAX_GUARD)`` of it.
 
 Refunds follow the bucket as a FIFO queue of work: a call that used less than
 it was charged gives back the part of its charge that has not yet drained, and
@@ -35,14 +38,22 @@ import math
 from collections import deque
 from typing import Final
 
+from ._window import HighQuantile
+
 #: The length, in seconds, of the slices providers enforce their limits in.
 SLICE: Final = 1.0
 
-#: Extra seconds a call stays in the slice, so that the few milliseconds between
-#: admission and the request reaching the provider cannot crowd two slices into one.
+#: The least extra seconds a call stays in the slice, so that the few milliseconds
+#: between admission and the request reaching the provider cannot crowd two slices
+#: into one.
 GUARD: Final = 0.005
 
-_SPAN: Final = SLICE + GUARD
+#: How many recent admission-to-send delays the guard covers (see `Gcra.observe_delay`).
+DELAYS_KEPT: Final = 64
+
+#: The most the guard widens to, however late requests are reported to leave: it
+#: costs throughput (the slice passes one second's share per ``SLICE + guard``).
+MAX_GUARD: Final = 0.05
 
 #: Seconds of timer lateness the default burst absorbs without losing throughput.
 TOLERANCE: Final = 0.05
@@ -106,7 +117,9 @@ class Gcra:
     __slots__ = (
         "_burst",
         "_cap",
+        "_delays",
         "_explicit_burst",
+        "_guard",
         "_interval",
         "_last_start",
         "_limit",
@@ -114,6 +127,7 @@ class Gcra:
         "_per",
         "_slice",
         "_slice_sum",
+        "_span",
         "_tat",
     )
 
@@ -126,6 +140,10 @@ class Gcra:
         # Charges admitted in the last SLICE seconds, in start order, and their sum.
         self._slice: deque[Charge] = deque()
         self._slice_sum = 0.0
+        # How long a call stays in the slice: SLICE plus the guard (see `observe_delay`).
+        self._guard = GUARD
+        self._span = SLICE + GUARD
+        self._delays: HighQuantile | None = None
         self._set(limit, per, burst)
 
     def _set(self, limit: float, per: float, burst: float | None) -> None:
@@ -139,7 +157,7 @@ class Gcra:
         # The bucket drains no faster than the slice (with its guard) can pass work,
         # so that it, not the slice, sets the pace: the bucket forgives a late
         # timer, while a full slice would pass the lateness on to every later call.
-        self._interval = max(self._per / self._limit, _SPAN / self._cap)
+        self._interval = max(self._per / self._limit, self._span / self._cap)
 
     # -- reading -------------------------------------------------------------
 
@@ -178,6 +196,11 @@ class Gcra:
         """Most units admitted within any one slice."""
         return self._cap
 
+    @property
+    def guard(self) -> float:
+        """Seconds a call stays in the slice beyond ``SLICE`` (see `observe_delay`)."""
+        return self._guard
+
     def level(self, now: float) -> float:
         """Units in the bucket at ``now`` (charged and not yet drained)."""
         return max(0.0, self._tat - now) / self._interval
@@ -202,10 +225,11 @@ class Gcra:
         entries = self._slice
         total = self._slice_sum
         cap = self._cap
+        span = self._span
         # Entries that will have left the slice by ``t`` do not count.
         i = 0
         n = len(entries)
-        while i < n and entries[i].start + _SPAN <= t:
+        while i < n and entries[i].start + span <= t:
             total -= entries[i].slice_cost
             i += 1
         if i == n or total + cost <= cap:
@@ -216,7 +240,7 @@ class Gcra:
             i += 1
             # Once everything has left, even an oversized call may go (alone).
             if i == n or total + cost <= cap:
-                return leaving.start + _SPAN
+                return leaving.start + span
 
     def reserve(self, cost: float, now: float) -> Charge:
         """Charge a call of ``cost`` units asked for at ``now``, starting as early as allowed.
@@ -237,7 +261,7 @@ class Gcra:
         charge = Charge(cost, start)
         self._last_start = start
         entries = self._slice
-        if entries and entries[0].start + _SPAN <= start:
+        if entries and entries[0].start + self._span <= start:
             self._expire(start)
         if cost > 0:
             tat = self._tat
@@ -257,7 +281,8 @@ class Gcra:
     def _expire(self, t: float) -> None:
         """Drop slice entries that no admission at or after ``t`` can see."""
         entries = self._slice
-        while entries and entries[0].start + _SPAN <= t:
+        span = self._span
+        while entries and entries[0].start + span <= t:
             leaving = entries.popleft()
             leaving.sliced = False
             self._slice_sum -= leaving.slice_cost
@@ -330,6 +355,36 @@ class Gcra:
         """Change the limit at ``now``; work already queued drains at the new rate."""
         old = self._interval
         self._set(limit, per, burst)
+        self._rescale(old, now)
+
+    def observe_delay(self, delay: float, now: float) -> None:
+        """Take in that a call admitted ``delay`` seconds before ``now`` has just left.
+
+        The guard becomes ``GUARD`` (the margin for what the client cannot
+        see: the network, the provider's own queue) plus the longest of the
+        last ``DELAYS_KEPT`` delays, at most ``MAX_GUARD``: it widens at once
+        for a longer delay, and narrows again as slow ones age out. While it
+        is wider, the slice passes one second's share per ``SLICE + guard``
+        seconds, so a request sent that late cannot land in the provider's
+        next slice.
+        """
+        delays = self._delays
+        if delays is None:
+            # Cautious until a quarter of them is known: the first requests of a run
+            # (new connections, cold caches) are the slowest to leave.
+            delays = self._delays = HighQuantile(
+                DELAYS_KEPT, quantile=1.0, initial=MAX_GUARD - GUARD
+            )
+        guard = min(MAX_GUARD, GUARD + delays.add(delay))
+        if guard != self._guard:
+            old = self._interval
+            self._guard = guard
+            self._span = SLICE + guard
+            self._set(self._limit, self._per, self._explicit_burst)
+            self._rescale(old, now)
+
+    def _rescale(self, old: float, now: float) -> None:
+        """Let queued work drain at the new interval from ``now`` (it was ``old``)."""
         ratio = self._interval / old
         if ratio == 1.0:
             return

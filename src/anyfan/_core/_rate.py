@@ -18,7 +18,8 @@ import anyio
 from ._clock import Clock, loop_token
 from ._errors import CostTooLarge, StoreUnavailable
 from ._gate import Line, SleepUntil, Timebase
-from ._gcra import GUARD, SLICE, Charge, Gcra
+from ._gcra import SLICE, Charge, Gcra
+from ._sent import ADMITTED
 from ._stats import AdmissionMeter, LimitStats
 from ._store import QuotaSpec, RateStore, StoredCharge
 from ._validate import check_function, check_number, check_ratio
@@ -248,6 +249,27 @@ class Rate:
         state.configure(*checked, _now(now))
         self._notify()
 
+    @property
+    def guard(self) -> float:
+        """Seconds a call stays in the one-second slice beyond it (see `report_delay`)."""
+        return self._state.guard
+
+    def report_delay(self, seconds: float, *, now: float | None = None) -> None:
+        """Report that a call this rate admitted ``seconds`` ago has just been sent.
+
+        The slice's guard keeps wider than the longest recent delay (within
+        a bound; see docs/explanation/limits.md), so that a request sent
+        late cannot crowd into the provider's next slice.
+        `anyfan.openai.fan` reports every request it sends; call this from
+        your own transport to do the same.
+
+        Args:
+            seconds: The delay between admission and the request leaving.
+            now: The current time; by default the event loop's clock.
+        """
+        if seconds >= 0:  # a NaN or a negative delay (clock noise) tells nothing
+            self._state.observe_delay(seconds, _now(now))
+
     def observe(
         self, remaining: float, reset: float | None = None, *, now: float | None = None
     ) -> None:
@@ -298,7 +320,7 @@ class Rate:
             state.burst,
             state.slice_cap,
             state.interval,
-            SLICE + GUARD,
+            SLICE + state.guard,  # this process's guard, widened by its own send delays
             cost,
         )
 
@@ -567,6 +589,7 @@ class Limits:
         await self._line.join(ticket._attempt, ticket._undo)
         if self._stores:
             await self.reserve_stored(ticket)
+        ADMITTED.set(ticket)  # for `note_sent`, when the call's request leaves
         return ticket
 
     async def reserve_stored(self, ticket: Ticket) -> None:

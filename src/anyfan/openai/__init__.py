@@ -35,6 +35,7 @@ from ._fan import (
     observe_rate_limits,
     openai_retry,
     request_limits,
+    watch_sends,
 )
 from ._headers import RateLimitHeaders, parse_go_duration, retry_after
 
@@ -65,4 +66,5 @@ __all__ = [
     "request_limits",
     "retry_after",
     "settled_tokens",
+    "watch_sends",
 ]

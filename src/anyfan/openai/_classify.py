@@ -237,14 +237,26 @@ def explain_loop_error(exc: BaseException) -> bool:
     return False
 
 
-def rejected_without_work(exc: BaseException) -> bool:
+def rejected_without_work(outcome: object) -> bool:
     """Whether the provider refused the call before doing any work: a 4xx other than 429.
 
-    Such a call (a malformed request, an unknown model, a context too long, a
-    key without access) generated nothing, so it is charged nothing against
-    a token quota. A 429 is not: OpenAI counts the request that drew it.
+    The one rule anyfan settles token charges by (`request_limits`,
+    `settled_tokens`, `anyfan.batch`). ``outcome`` is a call's exception (the
+    SDK's ``APIStatusError``, httpx's ``HTTPStatusError``, aiohttp's
+    ``ClientResponseError``, ...) or its result (anything with an int
+    ``status_code`` or ``status``, such as a raw response). Such a call (a
+    malformed request, an unknown model, a context too long, a key without
+    access) generated nothing, so it is charged nothing against a token
+    quota. A 429 is not: OpenAI counts the request that drew it.
     """
-    status, _, _ = _http_error(exc) if isinstance(exc, Exception) else (None, None, None)
+    if isinstance(outcome, Exception):
+        status = _http_error(outcome)[0]
+    elif isinstance(outcome, BaseException | Mapping):
+        return False
+    else:
+        status = _status(outcome, "status_code")
+        if status is None:
+            status = _status(outcome, "status")
     return status is not None and 400 <= status < 500 and status != 429
 
 

@@ -25,7 +25,6 @@ terse language nor a dense one is under-charged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Final
@@ -44,10 +43,6 @@ DEFAULT_MAX_TOKENS: Final = 256
 DEFAULT_COMPLETION_MAX_TOKENS: Final = 16
 #: The tiktoken encoding used when tiktoken is installed.
 ENCODING: Final = "cl100k_base"
-
-
-def _heuristic(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 @cache
@@ -79,7 +74,7 @@ def warm_up() -> bool:
 
 def count_text(text: str) -> int:
     """Tokens charged for ``text``: ``ceil(len / 4)``, or tiktoken's count if larger."""
-    estimate = _heuristic(text)
+    estimate = -(-len(text) // CHARS_PER_TOKEN)
     count = _tokenizer()
     return estimate if count is None else max(estimate, count(text))
 
@@ -130,7 +125,11 @@ def prompt_tokens(request: Mapping[str, Any]) -> int:
     if isinstance(messages, list | tuple):
         total = TOKENS_PER_REPLY
         for message in messages:
-            total += TOKENS_PER_MESSAGE + count_text(content_text(_field(message, "content")))
+            # Plain dicts holding a string, the usual request, skip the general lookups.
+            content = message.get("content") if type(message) is dict else None
+            if type(content) is not str:
+                content = content_text(_field(message, "content"))
+            total += TOKENS_PER_MESSAGE + count_text(content)
         return total
     total = 0
     instructions = request.get("instructions")
@@ -193,7 +192,7 @@ def estimate_tokens(
     Raises:
         TypeError: If ``request`` is not a mapping.
     """
-    if not isinstance(request, Mapping):
+    if type(request) is not dict and not isinstance(request, Mapping):
         raise TypeError(
             "token estimates need each item to be the request's keyword arguments as a dict, "
             f"such as {{'model': ..., 'messages': [...]}}, got {type(request).__name__}"
@@ -248,8 +247,10 @@ def settled_tokens(
       its reported prompt tokens plus the output budget it reserved,
       ``"usage"`` at its ``total_tokens``; without usage, at the estimate.
     """
+    if rejected_without_work(outcome):
+        return 0
     if isinstance(outcome, BaseException):
-        return 0 if rejected_without_work(outcome) else estimate_tokens(request, default_max_tokens)
+        return estimate_tokens(request, default_max_tokens)
     if charge == "usage":
         usage = usage_of(outcome)
         if usage is not None and "total_tokens" in usage:

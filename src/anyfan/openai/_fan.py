@@ -8,9 +8,17 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, TypeVar
 
-from .._core import Fan, Rate, Retry, check_int, check_optional_number, check_seconds
+from .._core import (
+    Fan,
+    Rate,
+    Retry,
+    check_int,
+    check_optional_number,
+    check_seconds,
+    note_sent,
+)
 from ..blocking import Fan as BlockingFan
-from ._classify import delay_hint, is_retryable
+from ._classify import delay_hint, is_retryable, rejected_without_work
 from ._cost import (
     DEFAULT_MAX_TOKENS,
     charged_tokens,
@@ -84,19 +92,23 @@ def request_limits(
     as_body = body or _identity
     read_usage = usage or usage_of
 
+    budget = default_max_tokens
+
     def cost(item: Any) -> int:
-        return estimate_tokens(as_body(item), default_max_tokens)
+        return estimate_tokens(as_body(item), budget)
 
     def actual(item: Any, result: object) -> int:
-        if _rejected(result):
-            return 0
         request = as_body(item)
+        if isinstance(result, BaseException):
+            return 0 if rejected_without_work(result) else estimate_tokens(request, budget)
+        # A response that reports usage did the work: read that first, so the
+        # common case never looks for a status.
         if charge == "usage":
             counts = read_usage(result)
             if counts is not None and "total_tokens" in counts:
                 return counts["total_tokens"]
         elif usage is None:
-            charged = charged_tokens(request, result, default_max_tokens)
+            charged = charged_tokens(request, result, budget)
             if charged is not None:
                 return charged
         else:
@@ -105,8 +117,10 @@ def request_limits(
             if prompt is None and counts is not None:
                 prompt = counts.get("input_tokens")  # the Responses API's name
             if prompt is not None:
-                return prompt + max_output_tokens(request, default_max_tokens)
-        return estimate_tokens(request, default_max_tokens)
+                return prompt + max_output_tokens(request, budget)
+        if rejected_without_work(result):
+            return 0
+        return estimate_tokens(request, budget)
 
     requests = None if requests_per_minute is None else Rate(requests_per_minute, per=60)
     tokens = None
@@ -114,12 +128,6 @@ def request_limits(
         warm_up()  # tiktoken's encoding loads here, not in the first call's event loop
         tokens = Rate(tokens_per_minute, per=60, cost=cost, actual=actual)
     return requests, tokens
-
-
-def _rejected(result: object) -> bool:
-    """Whether ``result`` is an HTTP 4xx other than 429: rejected without doing the work."""
-    status = getattr(result, "status_code", None)
-    return type(status) is int and 400 <= status < 500 and status != 429
 
 
 def _identity(item: Any) -> Any:
@@ -228,8 +236,10 @@ def _adapt(
             type(client).__name__,
             getattr(client, "max_retries", None),
         )
-    if calibrate and (requests is not None or tokens is not None):
-        follow_headers(client, requests=requests, tokens=tokens)
+    if requests is not None or tokens is not None:
+        watch_sends(client)
+        if calibrate:
+            follow_headers(client, requests=requests, tokens=tokens)
     return client
 
 
@@ -488,15 +498,29 @@ _CALIBRATION: Final = (
 _CALIBRATION_SLOTS: Final = {name.encode(): slot for slot, name in enumerate(_CALIBRATION)}
 
 
-def _calibration(headers: Any) -> list[str | None]:
-    """The `_CALIBRATION` headers' values (``None`` where absent), from httpx's raw list.
+def _calibration(headers: Any) -> list[str | None] | None:
+    """The `_CALIBRATION` headers' values (``None`` where absent) of httpx's headers.
 
     Every response goes through this, so httpx's headers are scanned once as
-    received rather than searched four times.
+    received rather than searched four times: through their internal list of
+    ``(raw, lower-cased, value)`` entries where it has that shape (httpx and
+    httpx2 both do), which spares building ``raw`` and lower-casing every name.
+    ``None`` for other headers (aiohttp's, a mapping), looked up by name instead.
     """
+    slots = _CALIBRATION_SLOTS
     values: list[str | None] = [None, None, None, None]
-    for key, value in headers.raw:
-        slot = _CALIBRATION_SLOTS.get(key.lower())
+    entries = getattr(headers, "_list", None)
+    if type(entries) is list and (not entries or len(entries[0]) == 3):
+        for _, key, value in entries:
+            slot = slots.get(key)
+            if slot is not None:
+                values[slot] = value.decode("latin-1")
+        return values
+    raw = getattr(headers, "raw", None)
+    if not isinstance(raw, list):
+        return None
+    for key, value in raw:
+        slot = slots.get(key.lower())
         if slot is not None:
             values[slot] = value.decode("latin-1")
     return values
@@ -524,7 +548,7 @@ def observe_rate_limits(
         now: When the response arrived; by default the event loop's clock.
     """
     # httpx's headers are scanned once as received; others are looked up by name.
-    values = _calibration(headers) if isinstance(getattr(headers, "raw", None), list) else None
+    values = _calibration(headers)
     if requests is not None:
         _observe(requests, headers, values, 0, now)
     if tokens is not None:
@@ -567,5 +591,66 @@ def follow_headers(client: Any, *, requests: Rate | None, tokens: Rate | None) -
         if not (isinstance(hook, _HeaderObserver) and not hook.alive)
     ]
     hooks["response"] = [*kept, _HeaderObserver(requests, tokens)]
+    http.event_hooks = hooks
+    return True
+
+
+#: The httpcore trace events that mark a request's headers going out (HTTP/1.1, HTTP/2).
+_SENDING: Final = frozenset(
+    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
+)
+
+
+async def _trace(name: str, info: Any) -> None:
+    """The ``trace`` extension of httpcore: the headers' write is when the request leaves."""
+    if name in _SENDING:
+        note_sent()
+
+
+class _SendWatcher:
+    """An httpx request hook that reports when each admitted request leaves.
+
+    The delay from admission to sending keeps the slice guard of the Fan's
+    rates wide enough (see `anyfan.Rate.report_delay`). Over httpx's own
+    transports the moment is when httpcore writes the request's headers
+    (its ``trace`` extension), which counts any wait for a connection and
+    the event loop's backlog; over other transports (aiohttp's), it is
+    when the hook runs, just before the transport takes the request.
+    """
+
+    __slots__ = ("_traced",)
+
+    def __init__(self, traced: bool) -> None:
+        self._traced = traced
+
+    async def __call__(self, request: Any) -> None:
+        extensions = getattr(request, "extensions", None)
+        if self._traced and isinstance(extensions, dict) and "trace" not in extensions:
+            extensions["trace"] = _trace
+        else:
+            note_sent()
+
+
+def watch_sends(client: Any) -> bool:
+    """Report when each request of an AsyncOpenAI client leaves, to the limits that admitted it.
+
+    Installs one request hook on the client's async HTTP client (once, however
+    many Fans share it); calls outside a limited Fan are left alone.
+
+    Returns:
+        Whether the client has the hook now (it needs an async httpx or httpx2 client).
+    """
+    http: Any = getattr(client, "_client", None)
+    hooks = getattr(http, "event_hooks", None)
+    if not isinstance(hooks, dict) or not inspect.iscoroutinefunction(getattr(http, "send", None)):
+        return False
+    installed = hooks.get("request", [])
+    if any(isinstance(hook, _SendWatcher) for hook in installed):
+        return True
+    transport = getattr(http, "_transport", None)
+    # httpx's own transport runs on httpcore, which honours the ``trace`` extension.
+    kind = type(transport)
+    traced = kind.__name__ == "AsyncHTTPTransport" and kind.__module__.startswith("httpx")
+    hooks["request"] = [*installed, _SendWatcher(traced)]
     http.event_hooks = hooks
     return True
