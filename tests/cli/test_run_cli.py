@@ -523,6 +523,8 @@ def test_the_placeholder_key_is_sent_to_local_servers_without_one() -> None:
         concurrency=1,
         rpm=None,
         tpm=None,
+        redis=None,
+        quota_key=None,
         max_attempts=1,
         timeout=1.0,
         http_client="auto",
@@ -538,8 +540,9 @@ def test_the_placeholder_key_is_sent_to_local_servers_without_one() -> None:
 def test_uses_limits_text() -> None:
     import argparse
 
-    assert _run._limits_text(argparse.Namespace(rpm=None, tpm=None)) == "no rate limit"
-    assert _run._limits_text(argparse.Namespace(rpm=500.0, tpm=None)) == "500 RPM"
+    local = _run.send_settings()
+    assert _run._limits_text(argparse.Namespace(rpm=None, tpm=None), local) == "no rate limit"
+    assert _run._limits_text(argparse.Namespace(rpm=500.0, tpm=None), local) == "500 RPM"
 
 
 def test_an_interrupt_before_the_handlers_are_in_place_still_closes_the_job(

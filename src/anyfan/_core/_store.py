@@ -79,3 +79,11 @@ class RateStore(Protocol):
     async def settle(self, charge: StoredCharge, used: float) -> float:
         """Settle ``charge`` with the units really used; return the units given back."""
         ...
+
+    async def ping(self) -> None:
+        """Check that the store answers (connecting if needed)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the running event loop's connection to the store."""
+        ...

@@ -6,6 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Final
 
 from ..openai import DEFAULT_ATTEMPTS
+from ..openai import quota_key as default_quota_key
 from ..transport import DEFAULT_MAX_RESPONSE_BYTES, check_max_response_bytes
 from ._errors import JobStopped
 from ._job import BatchJob
@@ -42,9 +43,30 @@ def send_settings(
     timeout: float | None = DEFAULT_TIMEOUT,
     client: ClientName = "auto",
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    redis: str | None = None,
+    quota_key: str | None = None,
 ) -> SendSettings:
-    """The `SendSettings` for these options, with the key as a bearer token (never stored)."""
+    """The `SendSettings` for these options, with the key as a bearer token (never stored).
+
+    With ``redis`` (a ``redis://`` URL), the RPM and TPM quotas live in Redis
+    under ``quota_key`` (by default `anyfan.openai.quota_key` of ``base_url``
+    and ``api_key``), shared by every job, Fan or process using the same name.
+
+    Raises:
+        ImportError: ``redis`` is given but the ``redis`` extra is not installed.
+        ValueError: ``redis`` is not a Redis URL.
+    """
     token = api_key or PLACEHOLDER_KEY
+    store = None
+    if redis is not None:
+        try:
+            from ..redis import RedisStore
+        except ImportError as exc:
+            raise ImportError(
+                "sharing a quota in Redis needs the redis extra: pip install 'anyfan[redis]'"
+            ) from exc
+        store = RedisStore(redis)
+        quota_key = quota_key or default_quota_key(base_url, token)
     return SendSettings(
         base_url=base_url.rstrip("/"),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
@@ -56,6 +78,8 @@ def send_settings(
         client=client,
         secret=api_key,
         max_response_bytes=check_max_response_bytes(max_response_bytes),
+        store=store,
+        quota_key=quota_key,
     )
 
 
@@ -83,6 +107,8 @@ async def run(
     retry_failed: bool = False,
     progress: ProgressMode = "off",
     on_problem: Callable[[LineProblem], None] | None = None,
+    redis: str | None = None,
+    quota_key: str | None = None,
 ) -> BatchSummary:
     """Answer every request in ``requests`` into ``results``, exactly once, across reruns.
 
@@ -113,6 +139,10 @@ async def run(
             see `read_results`).
         progress: ``"off"`` (the default), ``"bar"``, ``"lines"`` or ``"auto"``.
         on_problem: Called with each malformed or duplicate line.
+        redis: A ``redis://`` URL: keep the RPM and TPM quotas in Redis, so that
+            several jobs (on one host or many) share them; see `send_settings`.
+        quota_key: The quota's name in Redis; by default derived from
+            ``base_url`` and a hash of ``api_key`` (`anyfan.openai.quota_key`).
 
     Returns:
         The job's `BatchSummary` (its ``exit_code`` is what ``anyfan run``
@@ -125,6 +155,8 @@ async def run(
             (see ``restart`` and ``force``), or is damaged.
         OSError: A file could not be read or written.
         ValueError: An option is out of range.
+        StoreUnavailable: ``redis`` is given and Redis cannot be reached (at
+            once, before anything is sent).
     """
     settings = send_settings(
         base_url=base_url,
@@ -136,7 +168,41 @@ async def run(
         timeout=timeout,
         client=client,
         max_response_bytes=max_response_bytes,
+        redis=redis,
+        quota_key=quota_key,
     )
+    if settings.store is not None:
+        await settings.store.ping()  # unreachable: say so now, before the job opens
+    try:
+        return await _run_job(
+            requests,
+            results,
+            settings,
+            endpoint,
+            restart,
+            force,
+            retry_failed,
+            progress,
+            on_problem,
+            api_key,
+        )
+    finally:
+        if settings.store is not None:
+            await settings.store.aclose()
+
+
+async def _run_job(
+    requests: str | os.PathLike[str],
+    results: str | os.PathLike[str],
+    settings: SendSettings,
+    endpoint: str,
+    restart: bool,
+    force: bool,
+    retry_failed: bool,
+    progress: ProgressMode,
+    on_problem: Callable[[LineProblem], None] | None,
+    api_key: str | None,
+) -> BatchSummary:
     with BatchJob.open(
         requests,
         results,
@@ -179,6 +245,8 @@ def run_blocking(
     retry_failed: bool = False,
     progress: ProgressMode = "off",
     on_problem: Callable[[LineProblem], None] | None = None,
+    redis: str | None = None,
+    quota_key: str | None = None,
 ) -> BatchSummary:
     """`run` from synchronous code (scripts, notebooks); the arguments are the same.
 
@@ -206,4 +274,6 @@ def run_blocking(
         retry_failed=retry_failed,
         progress=progress,
         on_problem=on_problem,
+        redis=redis,
+        quota_key=quota_key,
     )

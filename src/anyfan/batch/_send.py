@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from .. import Outcome
+    from .._core import RateStore
     from ..transport import ClientName
     from ._job import BatchJob
     from ._parse import BatchRequest
@@ -61,6 +62,9 @@ class SendSettings:
         secret: Text never to be written anywhere (the API key), left out of the repr.
         max_response_bytes: The largest response body read; past it the line
             fails with a ``response_too_large`` error.
+        store: Keep the RPM and TPM quotas in this shared store (an
+            `anyfan.redis.RedisStore`), so that several jobs share them.
+        quota_key: The quota's name in ``store`` (see `anyfan.openai.quota_key`).
     """
 
     base_url: str
@@ -73,6 +77,8 @@ class SendSettings:
     client: ClientName = "auto"
     secret: str | None = field(default=None, repr=False)
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    store: RateStore | None = None
+    quota_key: str | None = None
 
 
 def endpoint_url(base_url: str, path: str) -> str:
@@ -124,15 +130,21 @@ def writable_as_is(raw: bytes) -> bool:
     return True
 
 
-def batch_limits(rpm: float | None, tpm: float | None) -> tuple[Rate | None, Rate | None]:
+def batch_limits(
+    rpm: float | None,
+    tpm: float | None,
+    store: RateStore | None = None,
+    key: str | None = None,
+) -> tuple[Rate | None, Rate | None]:
     """The RPM and TPM rates for a job's lines: `anyfan.openai.request_limits` on their bodies.
 
     A line is charged its estimated prompt plus its ``max_tokens`` up front,
     then settled at the prompt tokens the response reports plus that same
     output budget, the way the provider charges. The prompt tokens are read
-    from the raw body without decoding it.
+    from the raw body without decoding it. With a ``store``, both quotas live
+    there under ``key``, shared with every other job using it.
     """
-    return request_limits(rpm=rpm, tpm=tpm, body=_body_of, usage=_usage_of)
+    return request_limits(rpm=rpm, tpm=tpm, body=_body_of, usage=_usage_of, store=store, key=key)
 
 
 def _body_of(request: BatchRequest) -> Mapping[str, Any]:
@@ -229,7 +241,7 @@ def make_fan(settings: SendSettings, *, timed: bool = True) -> tuple[Fan, Rate |
 
     ``timed=False`` leaves the timeout to the transport.
     """
-    requests, tokens = batch_limits(settings.rpm, settings.tpm)
+    requests, tokens = batch_limits(settings.rpm, settings.tpm, settings.store, settings.quota_key)
     fan = Fan(
         settings.concurrency,
         timeout=settings.timeout if timed else None,

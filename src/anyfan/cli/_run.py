@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import anyio.abc
 
+from .. import StoreUnavailable
 from ..batch import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -108,6 +109,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("pace (may change between runs)")
     limits.add_argument("--rpm", type=_positive_float, metavar="N", help="requests per minute")
     limits.add_argument("--tpm", type=_positive_float, metavar="N", help="tokens per minute")
+    limits.add_argument(
+        "--redis",
+        metavar="URL",
+        help="keep the RPM/TPM quota in Redis (redis://host:6379/0), shared by every "
+        "anyfan run, Fan or process using the same quota key (needs anyfan[redis])",
+    )
+    limits.add_argument(
+        "--quota-key",
+        metavar="NAME",
+        help="the quota's name in Redis (default: derived from --base-url and a hash of "
+        "the API key, never the key itself)",
+    )
     limits.add_argument(
         "--concurrency",
         type=_positive_int,
@@ -271,7 +284,27 @@ def settings_from(args: argparse.Namespace, base_url: str, key: str | None) -> S
         timeout=args.timeout,
         client=args.http_client,
         max_response_bytes=args.max_response_bytes,
+        redis=args.redis,
+        quota_key=args.quota_key,
     )
+
+
+async def _check_store(settings: SendSettings) -> None:
+    """Fail at once, before the job opens, when the shared quota's Redis is unreachable."""
+    assert settings.store is not None
+    try:
+        await settings.store.ping()
+    finally:
+        await settings.store.aclose()
+
+
+async def _send_then_close(job: BatchJob, settings: SendSettings) -> bool:
+    try:
+        return await send_until_signalled(job, settings)
+    finally:
+        if settings.store is not None:
+            with anyio.CancelScope(shield=True):
+                await settings.store.aclose()
 
 
 def _in_main_thread() -> bool:
@@ -313,11 +346,14 @@ def _shown_client(name: str) -> str:
     return "the built-in HTTP client" if name == "builtin" else name
 
 
-def _limits_text(args: argparse.Namespace) -> str:
+def _limits_text(args: argparse.Namespace, settings: SendSettings) -> str:
     limits = [
         f"{value:,.0f} {unit}" for value, unit in ((args.rpm, "RPM"), (args.tpm, "TPM")) if value
     ]
-    return ", ".join(limits) if limits else "no rate limit"
+    text = ", ".join(limits) if limits else "no rate limit"
+    if limits and settings.store is not None:
+        text += f" shared in Redis ({settings.store!r}, quota {settings.quota_key})"
+    return text
 
 
 def main(args: argparse.Namespace) -> int:
@@ -339,7 +375,15 @@ def main(args: argparse.Namespace) -> int:
         client = choose_client(args.backend, args.http_client)
     except (ImportError, ValueError) as exc:
         return _fail(str(exc))
-    settings = settings_from(args, base_url, key)
+    try:
+        settings = settings_from(args, base_url, key)
+    except (ImportError, ValueError) as exc:
+        return _fail(str(exc))
+    if settings.store is not None:
+        try:
+            run_on(args.backend, _check_store, settings)
+        except StoreUnavailable as exc:
+            return _fail(str(exc))
     problems = ProblemPrinter(sys.stderr, SHOWN_PROBLEMS)
     try:
         job = BatchJob.open(
@@ -384,12 +428,12 @@ def main(args: argparse.Namespace) -> int:
         loop = "asyncio + uvloop" if args.backend == "asyncio" and _uvloop() else args.backend
         print(
             f"anyfan run: {shown_url(base_url)} with {_shown_client(client)} on {loop}, "
-            f"concurrency {args.concurrency}, {_limits_text(args)}, "
+            f"concurrency {args.concurrency}, {_limits_text(args, settings)}, "
             f"up to {args.max_attempts} attempts",
             file=sys.stderr,
             flush=True,
         )
-        interrupted = bool(run_on(args.backend, send_until_signalled, job, settings))
+        interrupted = bool(run_on(args.backend, _send_then_close, job, settings))
     except JobStopped:
         pass  # the summary says why, and the exit code is EXIT_STOPPED
     except KeyboardInterrupt:

@@ -34,6 +34,7 @@ from ._fan import (
     follow_headers,
     observe_rate_limits,
     openai_retry,
+    quota_key,
     request_limits,
     watch_sends,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "openai_retry",
     "parse_go_duration",
     "prompt_tokens",
+    "quota_key",
     "rejected_without_work",
     "request_limits",
     "retry_after",

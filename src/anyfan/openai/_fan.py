@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from .._core import (
     Fan,
     Rate,
+    RateStore,
     Retry,
     check_int,
     check_optional_number,
@@ -53,6 +57,8 @@ def request_limits(
     charge: Charge = "reserved",
     body: Callable[[Any], Mapping[str, Any]] | None = None,
     usage: Callable[[Any], Mapping[str, int] | None] | None = None,
+    store: RateStore | None = None,
+    key: str | None = None,
 ) -> tuple[Rate | None, Rate | None]:
     """The RPM and TPM `Rate` objects for requests given as keyword dicts.
 
@@ -74,6 +80,11 @@ def request_limits(
         usage: Reads a result's ``usage`` counts (``prompt_tokens``,
             ``total_tokens``, ...), or ``None`` where it has none; by default
             from an SDK response or a dict.
+        store: Keep both quotas in this shared store (an
+            `anyfan.redis.RedisStore`), so that every process using the same
+            ``key`` shares them.
+        key: The quota's name in the store (required with ``store``; see
+            `quota_key`): the rates are ``{key}:rpm`` and ``{key}:tpm``, one hash tag.
 
     Returns:
         ``(requests, tokens)``: each a `Rate`, or ``None`` where no limit was given.
@@ -122,12 +133,59 @@ def request_limits(
             return 0
         return estimate_tokens(request, budget)
 
-    requests = None if requests_per_minute is None else Rate(requests_per_minute, per=60)
+    if store is not None and not isinstance(key, str):
+        raise TypeError(f"a store needs key=, the quota's name (see quota_key), got {key!r}")
+    tag = None if key is None else key if "{" in key else "{" + key + "}"
+    requests = None
+    if requests_per_minute is not None:
+        requests = Rate(
+            requests_per_minute,
+            per=60,
+            store=store,
+            key=None if store is None else f"{tag}:rpm",
+        )
     tokens = None
     if tokens_per_minute is not None:
         warm_up()  # tiktoken's encoding loads here, not in the first call's event loop
-        tokens = Rate(tokens_per_minute, per=60, cost=cost, actual=actual)
+        tokens = Rate(
+            tokens_per_minute,
+            per=60,
+            cost=cost,
+            actual=actual,
+            store=store,
+            key=None if store is None else f"{tag}:tpm",
+        )
     return requests, tokens
+
+
+#: A dated snapshot's suffix (``-2024-08-06``, ``-0613``), left out of a model's family.
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
+
+
+def quota_key(base_url: object = None, api_key: str | None = None, model: str | None = None) -> str:
+    """The name of the provider quota that requests to ``base_url`` with ``api_key`` draw from.
+
+    Providers count a key's requests and tokens per endpoint and, for OpenAI,
+    per model family: ``openai:api.openai.com/v1:<hash>`` plus ``:gpt-4o`` when
+    ``model`` is given (``gpt-4o-2024-08-06`` counts as ``gpt-4o``). The API
+    key appears only as the first 12 hex digits of its SHA-256, never itself.
+    Every process that computes the same name shares the quota.
+    """
+    parts = urlsplit(str(base_url or "https://api.openai.com/v1"))
+    endpoint = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    endpoint += parts.path.rstrip("/")
+    digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:12]
+    name = f"openai:{endpoint}:{digest}"
+    if model:
+        name += ":" + _SNAPSHOT.sub("", model)
+    return name
+
+
+def _client_quota_key(client: object, key: str | None, store: RateStore | None) -> str | None:
+    """The quota name ``fan`` uses: the one given, or the client's endpoint and key."""
+    if store is None or key is not None:
+        return key
+    return quota_key(getattr(client, "base_url", None), getattr(client, "api_key", None))
 
 
 def _identity(item: Any) -> Any:
@@ -167,10 +225,17 @@ def _limits_and_retry(
     default_max_tokens: int,
     charge: Charge,
     fan_options: dict[str, Any],
+    store: RateStore | None = None,
+    key: str | None = None,
 ) -> tuple[Rate | None, Rate | None]:
     """Fill ``fan_options`` with the limits and the retry policy; return the rates."""
     requests, tokens = request_limits(
-        rpm=rpm, tpm=tpm, default_max_tokens=default_max_tokens, charge=charge
+        rpm=rpm,
+        tpm=tpm,
+        default_max_tokens=default_max_tokens,
+        charge=charge,
+        store=store,
+        key=key,
     )
     own = [rate for rate in (requests, tokens) if rate is not None]
     fan_options["limits"] = [*fan_options.get("limits", ()), *own]
@@ -272,6 +337,8 @@ def fan(
     charge: Charge = "reserved",
     calibrate: bool = True,
     request_timeout: float | None = DEFAULT_TIMEOUT,
+    store: RateStore | None = None,
+    key: str | None = None,
     **fan_options: Any,
 ) -> OpenAIFan[Any]:
     """Build a `Fan` set up for an OpenAI-compatible API.
@@ -318,6 +385,12 @@ def fan(
         request_timeout: Most seconds the SDK waits on a request (connecting,
             sending, and between bytes of the answer), or ``None`` to keep the
             client's own. A client's shorter timeout is kept.
+        store: Keep the RPM and TPM quotas in this shared store (an
+            `anyfan.redis.RedisStore`): every process (web worker, job, Dask
+            task) with the same ``key`` shares one quota.
+        key: The quota's name in the store; by default `quota_key` of the
+            client's ``base_url`` and ``api_key`` (a hash of the key, never the
+            key). Give ``quota_key(..., model=...)`` to keep one quota per model family.
         **fan_options: Passed on to `anyfan.Fan` (``concurrency``, ``errors``,
             more ``limits``, and ``timeout``: a limit on each whole call, none
             by default).
@@ -332,6 +405,8 @@ def fan(
         default_max_tokens=default_max_tokens,
         charge=charge,
         fan_options=fan_options,
+        store=store,
+        key=_client_quota_key(client, key, store),
     )
     request_timeout = check_seconds(request_timeout, name="request_timeout")
     if request_timeout is not None and not _copyable(client):
@@ -388,6 +463,8 @@ def blocking_fan(
     charge: Charge = "reserved",
     calibrate: bool = True,
     request_timeout: float | None = DEFAULT_TIMEOUT,
+    store: RateStore | None = None,
+    key: str | None = None,
     **fan_options: Any,
 ) -> OpenAIBlockingFan[Any]:
     """Build an `anyfan.blocking.Fan` set up for an OpenAI-compatible API, for sync code.
@@ -417,6 +494,8 @@ def blocking_fan(
         calibrate: Whether an async client follows the provider's rate-limit
             headers (a sync client's responses are never followed).
         request_timeout: Most seconds the SDK waits on a request; see `fan`.
+        store: Keep the quotas in this shared store; see `fan`.
+        key: The quota's name in the store; see `fan` (with a ``factory``, give it).
         **fan_options: Passed on to `anyfan.blocking.Fan` (``concurrency``,
             ``backend``, ``timeout``, ...).
 
@@ -434,6 +513,8 @@ def blocking_fan(
         default_max_tokens=default_max_tokens,
         charge=charge,
         fan_options=fan_options,
+        store=store,
+        key=_client_quota_key(client, key, store),
     )
     request_timeout = check_seconds(request_timeout, name="request_timeout")
     if request_timeout is not None and factory is None and not _copyable(client):
