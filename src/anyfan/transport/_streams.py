@@ -8,7 +8,13 @@ after `MAX_IDLE` seconds idle, at most ``concurrency`` open. It connects with
 protocol-based client stays the default (it skips a stream layer); this one
 runs under trio, where it replaces httpx.
 
-A stream sees that the server closed an idle connection only when it reads
+Plain http skips the stream layers: the connection owns a non-blocking socket
+and waits with `anyio.wait_readable` / `anyio.wait_writable`, then reads what
+is there. On trio that is one wait and one ``recv`` per response where a
+stream would first try the read, fail and then wait. https goes through
+`anyio.connect_tcp` and anyio's TLS stream.
+
+A connection sees that the server closed an idle connection only when it reads
 from it, after the next request was written. So a request that finds its
 reused connection closed before any byte of a response came back is sent once
 more on a new connection: the server closed that connection without reading
@@ -17,9 +23,12 @@ the request (as urllib3 and httpcore do, for the same reason).
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import anyio
 import anyio.abc
@@ -40,14 +49,111 @@ READ_SIZE: Final = 65536
 _GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
+def _failed(reader: ResponseReader, exc: BaseException) -> ConnectionFailed:
+    where = "before a response" if not reader.started else "in the middle of the response"
+    return ConnectionFailed(f"the connection failed {where} ({exc!r})")
+
+
+class SocketConnection(ResponseReader):
+    """One keep-alive plain-http connection on a non-blocking socket; one exchange at a time."""
+
+    def __init__(self, sock: socket.socket, max_body: int) -> None:
+        super().__init__(max_body)
+        self.sock = sock
+        self.idle_since = 0.0
+        self.reused = False
+
+    async def exchange(self, data: bytes) -> HttpResponse:
+        """Write a request and read its whole response.
+
+        Raises:
+            ConnectionFailed: No complete response; the message says why.
+            ResponseTooLarge: The body is larger than ``max_body``.
+        """
+        sock = self.sock
+        try:
+            sent = _send(sock, data)
+            while sent < len(data):
+                await anyio.wait_writable(sock)
+                sent += _send(sock, data[sent:])
+            while True:
+                await anyio.wait_readable(sock)
+                try:
+                    chunk = sock.recv(READ_SIZE)
+                except BlockingIOError:  # pragma: no cover - woken with nothing to read
+                    continue
+                if not chunk:
+                    return self.eof_response()
+                response = self.feed(chunk)
+                if response is not None:
+                    return response
+        except ConnectionFailed:  # an OSError too, but ours: let it through as it is
+            raise
+        except OSError as exc:
+            raise _failed(self, exc) from None
+
+    async def aclose(self) -> None:
+        """Close the socket (nobody waits on it by now)."""
+        self.sock.close()
+
+
+def _send(sock: socket.socket, data: bytes) -> int:
+    try:
+        return sock.send(data)
+    except BlockingIOError:
+        return 0
+
+
+async def open_socket(host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket, trying each address ``host`` has in turn.
+
+    Raises:
+        OSError: No address could be connected to (the last address's error).
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [(family, address) for family, _, _, _, address in infos]
+    else:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        addresses = [(family, (host, port))]
+    error: OSError = OSError(f"no address for {host}")
+    for family, address in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.connect(address)
+            except BlockingIOError:
+                await anyio.wait_writable(sock)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code)) from None
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:  # cancelled or timed out
+            sock.close()
+            raise
+        return sock
+    raise error
+
+
 class StreamConnection(ResponseReader):
-    """One keep-alive connection over an anyio byte stream; one exchange at a time."""
+    """One keep-alive connection over an anyio byte stream (TLS); one exchange at a time."""
 
     def __init__(self, stream: anyio.abc.ByteStream, max_body: int) -> None:
         super().__init__(max_body)
         self.stream = stream
         self.idle_since = 0.0
         self.reused = False
+
+    async def aclose(self) -> None:
+        """Close the stream, with no TLS goodbye (it is being dropped)."""
+        await anyio.aclose_forcefully(self.stream)
 
     async def exchange(self, data: bytes) -> HttpResponse:
         """Write a request and read its whole response.
@@ -67,12 +173,13 @@ class StreamConnection(ResponseReader):
                 response = self.feed(chunk)
                 if response is not None:
                     return response
+        except ConnectionFailed:
+            raise
         except _GONE as exc:
-            if self._headers is None:
-                reason = f"the connection failed before a response ({exc!r})"
-            else:
-                reason = f"the connection failed in the middle of the response ({exc!r})"
-            raise ConnectionFailed(reason) from None
+            raise _failed(self, exc) from None
+
+
+Connection: TypeAlias = "SocketConnection | StreamConnection"
 
 
 class StreamTransport:
@@ -103,9 +210,9 @@ class StreamTransport:
         self._limit = concurrency
         self._timeout = timeout
         self._targets: dict[str, Target] = {}
-        self._idle: dict[tuple[str, str, int], deque[StreamConnection]] = {}
-        self._open: set[StreamConnection] = set()
-        self._stale: list[StreamConnection] = []  # retired by _reuse, to be closed
+        self._idle: dict[tuple[str, str, int], deque[Connection]] = {}
+        self._open: set[Connection] = set()
+        self._stale: list[Connection] = []  # retired by _reuse, to be closed
         self._ssl: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
@@ -155,7 +262,7 @@ class StreamTransport:
                 await self._close(connection)
             return response
 
-    def _reuse(self, origin: tuple[str, str, int]) -> StreamConnection | None:
+    def _reuse(self, origin: tuple[str, str, int]) -> Connection | None:
         idle = self._idle.get(origin)
         if not idle:
             if idle is None:
@@ -166,33 +273,39 @@ class StreamTransport:
             self._stale.append(idle.popleft())
         return idle.pop() if idle else None  # the most recently used: least likely dropped
 
-    async def _connect(self, target: Target) -> StreamConnection:
+    async def _connect(self, target: Target) -> Connection:
         if len(self._open) >= self._limit:
             await self._close_idle()
+        connection: Connection
         try:
-            stream: anyio.abc.ByteStream = await anyio.connect_tcp(target.host, target.port)
-            if target.tls:
+            if not target.tls:
+                sock = await open_socket(target.host, target.port)
+                connection = SocketConnection(sock, self._max_body)
+            else:
                 if self._ssl is None:
                     self._ssl = ssl.create_default_context()
                 stream = await TLSStream.wrap(
-                    stream,
+                    await anyio.connect_tcp(target.host, target.port),
                     hostname=target.host,
                     ssl_context=self._ssl,
                     standard_compatible=False,  # servers commonly close without close_notify
                 )
+                connection = StreamConnection(stream, self._max_body)
         except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
             raise ConnectionFailed(
                 f"cannot connect to {target.host}:{target.port}: {exc}"
             ) from None
-        connection = StreamConnection(stream, self._max_body)
         self._open.add(connection)
         return connection
 
-    async def _close(self, connection: StreamConnection) -> None:
-        """Drop a connection, with no TLS goodbye; shielded, as it runs when a deadline passed."""
+    async def _close(self, connection: Connection) -> None:
+        """Drop a connection; shielded, as it runs when a deadline passed."""
         self._open.discard(connection)
+        if isinstance(connection, SocketConnection):
+            connection.sock.close()  # no checkpoint: cheap when many are dropped
+            return
         with anyio.CancelScope(shield=True):
-            await anyio.aclose_forcefully(connection.stream)
+            await connection.aclose()
 
     async def _close_stale(self) -> None:
         while self._stale:
