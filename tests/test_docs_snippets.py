@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import traceback
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -105,13 +107,15 @@ def _pages_with_snippets() -> list[Path]:
     return [page for page in PAGES if snippets(page)]
 
 
-def _run_page(page: Path, base_url: str) -> subprocess.CompletedProcess[str]:
+def _run_page(page: Path, base_url: str, redis_url: str | None) -> subprocess.CompletedProcess[str]:
     runnable = [dataclasses.asdict(s) for s in snippets(page) if s.skip is None]
     env = {
         **os.environ,
         "OPENAI_BASE_URL": base_url,
         "OPENAI_API_KEY": "sk-docs-snippets",
     }
+    if redis_url is not None:  # pages that share a quota read REDIS_URL, as deployments do
+        env["REDIS_URL"] = redis_url
     if "PYTHONPATH" in env:  # the pages run in a scratch directory: keep relative entries valid
         env["PYTHONPATH"] = os.pathsep.join(
             map(os.path.abspath, env["PYTHONPATH"].split(os.pathsep))
@@ -190,9 +194,28 @@ def page_runs(request: pytest.FixtureRequest) -> dict[Path, Any]:
         for item in request.session.items
         if isinstance(item, pytest.Function) and item.originalname == "test_page_runs_as_printed"
     }
-    with Simulator() as sim, concurrent.futures.ThreadPoolExecutor(PARALLEL_PAGES) as pool:
-        futures = {page: pool.submit(_run_page, page, sim.base_url) for page in selected}
+    with (
+        Simulator() as sim,
+        _redis_server() as redis_url,
+        concurrent.futures.ThreadPoolExecutor(PARALLEL_PAGES) as pool,
+    ):
+        futures = {page: pool.submit(_run_page, page, sim.base_url, redis_url) for page in selected}
         return {page: future.result() for page, future in futures.items()}
+
+
+@contextlib.contextmanager
+def _redis_server() -> Iterator[str | None]:
+    """A redis-server for the pages that share a quota, where one can be had."""
+    import importlib.util
+
+    from redis_server import RedisServer, external_url, redis_server_binary
+
+    url, binary = external_url(), redis_server_binary()
+    if url is not None or binary is None or importlib.util.find_spec("hiredis") is None:
+        yield url
+        return
+    with RedisServer(binary) as server:
+        yield server.url
 
 
 @pytest.mark.parametrize("page", [_param(page) for page in _PAGES])
