@@ -228,6 +228,52 @@ def run_cookbook(
     return Ran("cookbook script", wall, cpu, len(lines), ok, counters, None, note)
 
 
+def client_alone(spec: dict[str, Any]) -> dict[str, Any]:
+    """In a child: post ``n`` requests from 100 tasks through the built-in client, no engine."""
+    import anyio
+
+    from anyfan.transport import open_transport
+
+    url, n = spec["url"] + "/chat/completions", spec["n"]
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
+
+    async def main() -> dict[str, Any]:
+        async with open_transport({"Authorization": f"Bearer {KEY}"}, 100, timeout=60) as http:
+            todo = iter(range(n))
+
+            async def worker() -> None:
+                for _ in todo:
+                    await http.post(url, body.encode())
+
+            cpu, started = time.process_time(), time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for _ in range(PEAK_CONCURRENCY):
+                    tg.start_soon(worker)
+            wall = time.perf_counter() - started
+            return {"rate": n / wall, "cpu_us": 1e6 * (time.process_time() - cpu) / n}
+
+    return _harness.run_on(spec["backend"], main)
+
+
+def measure_client_alone(n: int, repeats: int) -> dict[str, list[dict[str, Any]]]:
+    """The built-in client alone against the raw server, per backend, interleaved."""
+    server = Sim(raw=True)
+    try:
+        return _harness.interleaved(
+            {
+                backend: (
+                    lambda backend=backend: _harness.run_child(
+                        __file__, {"url": server.base_url, "n": n, "backend": backend}, timeout=300
+                    )
+                )
+                for backend in ("uvloop", "trio")
+            },
+            repeats,
+        )
+    finally:
+        server.stop()
+
+
 # -- the section ---------------------------------------------------------------------
 
 #: Peak cases: name -> (backend, against the raw server rather than the simulator).
@@ -283,7 +329,9 @@ def run(opts: argparse.Namespace) -> str:
             },
             repeats,
         )
-    return render(n, rpm, tpm, tokens, ideal, paced, cookbook, peaks, quick)
+        _harness.progress("  run: the HTTP client alone, no engine")
+        alone = measure_client_alone(n, repeats)
+    return render(n, rpm, tpm, tokens, ideal, paced, cookbook, peaks, quick, alone)
 
 
 def render(
@@ -296,6 +344,7 @@ def render(
     cookbook: str | None,
     peaks: dict[str, list[Ran]],
     quick: bool,
+    alone: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     rows = []
     for r in paced:
@@ -364,6 +413,15 @@ def render(
         pairs = zip(peaks[f"asyncio, {server}"], peaks[f"trio, {server}"], strict=True)
         return summarise((a.sustained or 0.0) / max(t.sustained or 0.0, 1e-9) for a, t in pairs)
 
+    alone_rows = [
+        (
+            f"built-in client on {backend}",
+            summarise(r["rate"] for r in runs).show(),
+            summarise(r["cpu_us"] for r in runs).show(".0f"),
+        )
+        for backend, runs in (alone or {}).items()
+    ]
+    alone_table = _harness.table(("case", "req/s", "client CPU µs/request"), alone_rows)
     asyncio_sim = sustained(peaks["asyncio, simulator"])
     ratio_raw, ratio_sim = trio_ratio("raw server"), trio_ratio("simulator")
     anyfan_paced = paced[0]
@@ -421,6 +479,16 @@ def render(
             paced_table,
             f"**Peak**: {count(n)} requests, no limits",
             peak_table,
+            f"**The HTTP client alone**: {count(n)} posts from {PEAK_CONCURRENCY} tasks "
+            "straight through the built-in client (no engine, no file), against the raw "
+            "server, interleaved rounds, median (min-max). What trio costs beyond asyncio "
+            "here is the transport's share of the gap in the peak table; the rest is the "
+            "engine's on trio (issue 13, part 1).",
+            alone_table,
             _harness.targets_table(targets, quick=quick),
         ]
     )
+
+
+if __name__ == "__main__" and "--child" in sys.argv:
+    _harness.child_main(client_alone)
