@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,7 @@ from anyfan.transport._streams import StreamTransport, open_socket
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+    from pathlib import Path
 
     Handler = Callable[["Peer"], Awaitable[None]]
 
@@ -29,7 +33,7 @@ OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\
 class Peer:
     """The server's side of one connection: read whole requests, write replies."""
 
-    def __init__(self, stream: anyio.abc.SocketStream) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.buffer = b""
 
@@ -61,7 +65,7 @@ class Server:
         self.connections = 0
         self.requests: list[bytes] = []
 
-    async def serve(self, stream: anyio.abc.SocketStream) -> None:
+    async def serve(self, stream: anyio.abc.ByteStream) -> None:
         index = min(self.connections, len(self.handlers) - 1)
         self.connections += 1
         async with stream:
@@ -70,14 +74,22 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(*handlers: Handler) -> AsyncIterator[tuple[Server, str]]:
+async def serving(
+    *handlers: Handler, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[Server, str]]:
     server = Server(*handlers)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener: anyio.abc.Listener[anyio.abc.ByteStream] = tcp
+    if tls is not None:
+        from anyio.streams.tls import TLSListener
+
+        listener = TLSListener(tcp, tls, standard_compatible=False)
+    scheme = "https" if tls else "http"
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, server.serve)
         try:
-            yield server, f"http://127.0.0.1:{port}/v1/chat/completions"
+            yield server, f"{scheme}://127.0.0.1:{port}/v1/chat/completions"
         finally:
             tg.cancel_scope.cancel()
 
@@ -233,3 +245,45 @@ async def test_idle_connections_are_retired(monkeypatch: pytest.MonkeyPatch) -> 
         await http.post(url, b"{}")
         assert server.connections == 2
         assert len(http._open) == 1
+
+
+async def test_the_connection_limit_closes_idle_ones_first() -> None:
+    async with (
+        serving(replying(OK)) as (first, url_a),
+        serving(replying(OK)) as (_, url_b),
+        client(concurrency=1) as http,
+    ):
+        await http.post(url_a, b"{}")
+        await http.post(url_b, b"{}")  # the idle connection to url_a is closed to make room
+        assert len(http._open) == 1
+        assert first.connections == 1
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a cert")
+async def test_tls_is_used_verified_and_reused(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"),
+            *("-days", "1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{"
+    handler = replying(OK, OK, cut, then_close=True)
+    async with serving(handler, tls=server_tls) as (server, url), client() as http:
+        # A self-signed certificate is refused: the client verifies like any other.
+        with pytest.raises(ConnectionFailed, match="CERTIFICATE_VERIFY_FAILED"):
+            await http.post(url, b"{}")
+        assert http._ssl is not None
+        http._ssl.load_verify_locations(cert)
+        http._ssl.check_hostname = False  # the cert names localhost; the URL an address
+        assert (await http.post(url, b"{}")).body == b'{"a":1}'
+        assert (await http.post(url, b"{}")).body == b'{"a":1}'
+        assert server.connections == 1  # kept alive (the refused one never got past TLS)
+        with pytest.raises(ConnectionFailed, match="middle of the response"):
+            await http.post(url, b"{}")  # the server closes after 1 byte of 3
+        assert not http._open

@@ -284,12 +284,17 @@ class StreamTransport:
             else:
                 if self._ssl is None:
                     self._ssl = ssl.create_default_context()
-                stream = await TLSStream.wrap(
-                    await anyio.connect_tcp(target.host, target.port),
-                    hostname=target.host,
-                    ssl_context=self._ssl,
-                    standard_compatible=False,  # servers commonly close without close_notify
-                )
+                tcp = await anyio.connect_tcp(target.host, target.port)
+                try:
+                    stream = await TLSStream.wrap(
+                        tcp,
+                        hostname=target.host,
+                        ssl_context=self._ssl,
+                        standard_compatible=False,  # servers often close without close_notify
+                    )
+                except BaseException:  # refused certificate, cancelled: close the socket
+                    await anyio.aclose_forcefully(tcp)
+                    raise
                 connection = StreamConnection(stream, self._max_body)
         except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
             raise ConnectionFailed(
