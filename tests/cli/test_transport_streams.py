@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING
@@ -94,6 +96,21 @@ async def serving(
             tg.cancel_scope.cancel()
 
 
+def resetting(*replies: bytes) -> Handler:
+    """Answer with ``replies``, then read one more request and reset the connection."""
+
+    async def handle(peer: Peer) -> None:
+        for reply in replies:
+            await peer.request()
+            await peer.send(reply)
+        await peer.request()
+        raw = peer.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await anyio.aclose_forcefully(peer.stream)  # lingering 0 s: closing sends a reset
+
+    return handle
+
+
 def replying(*replies: bytes, then_close: bool = False) -> Handler:
     """Answer successive requests with ``replies``; then wait for the client or close."""
 
@@ -176,6 +193,12 @@ async def test_a_fresh_connection_closed_before_a_response_fails() -> None:
         (b"SPDY/3 200 OK\r\n\r\n", ProtocolError, "not an HTTP/1.x status line"),
         (b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{"a"', ConnectionFailed, "middle of"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", ResponseTooLarge, "than 1,000 bytes"),
+        (b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 2000, ResponseTooLarge, "than 1,000 bytes"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n",
+            ResponseTooLarge,
+            "1,000",
+        ),
     ],
 )
 async def test_bad_responses_name_the_problem(reply: bytes, error: type, problem: str) -> None:
@@ -272,9 +295,12 @@ async def test_tls_is_used_verified_and_reused(tmp_path: Path) -> None:
     )
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
-    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{"
-    handler = replying(OK, OK, cut, then_close=True)
-    async with serving(handler, tls=server_tls) as (server, url), client() as http:
+    handlers = (
+        resetting(OK, OK),
+        replying(OK, b"SPDY/3 200 OK\r\n\r\n", then_close=True),
+        replying(b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"b":2}', then_close=True),
+    )
+    async with serving(*handlers, tls=server_tls) as (server, url), client() as http:
         # A self-signed certificate is refused: the client verifies like any other.
         with pytest.raises(ConnectionFailed, match="CERTIFICATE_VERIFY_FAILED"):
             await http.post(url, b"{}")
@@ -284,6 +310,21 @@ async def test_tls_is_used_verified_and_reused(tmp_path: Path) -> None:
         assert (await http.post(url, b"{}")).body == b'{"a":1}'
         assert (await http.post(url, b"{}")).body == b'{"a":1}'
         assert server.connections == 1  # kept alive (the refused one never got past TLS)
-        with pytest.raises(ConnectionFailed, match="middle of the response"):
-            await http.post(url, b"{}")  # the server closes after 1 byte of 3
-        assert not http._open
+        # The server resets the kept-alive connection: the request goes again, on a new one.
+        assert (await http.post(url, b"{}")).body == b'{"a":1}'
+        assert server.connections == 2
+        with pytest.raises(ProtocolError, match=r"not an HTTP/1\.x status line"):
+            await http.post(url, b"{}")  # garbled on a reused connection: not sent again
+        assert (await http.post(url, b"{}")).body == b'{"b":2}'  # framed by the TLS EOF
+        assert server.connections == 3
+
+
+async def test_a_reset_names_the_error_and_a_large_request_is_written_whole() -> None:
+    big = b'{"x":"' + b"y" * (8 << 20) + b'"}'  # more than socket buffers hold: waits to write
+    async with serving(resetting(), resetting(OK)) as (server, url), client() as http:
+        with pytest.raises(ConnectionFailed, match=r"failed before a response \(Connection"):
+            await http.post(url, big)  # a new connection: not sent again
+        assert server.connections == 1
+        assert (await http.post(url, b"{}")).status == 200
+        assert (await http.post(url, b"{}")).status == 200  # reset while reused: sent again
+        assert server.connections == 3
