@@ -383,7 +383,10 @@ def render(
 
     peak_rows = []
     for name, runs in peaks.items():
-        share = summarise(r.server_share for r in runs)
+        # Over the sustained phase (the server idles while the client starts Python).
+        share = summarise(
+            r.server_share * r.wall * (r.sustained or 0.0) / max(r.ok, 1) for r in runs
+        )
         bound = share.median >= SERVER_BOUND
         peak_rows.append(
             (
@@ -468,7 +471,8 @@ def render(
             "simulator is the bottleneck. The cases run interleaved, "
             f"{len(next(iter(peaks.values())))} rounds; each figure is the median with "
             "(min-max), and targets are judged on the median, never the best round. A server "
-            f"using {100 * SERVER_BOUND:.0f}% of a core or more (psutil, over the client's run) "
+            f"using {100 * SERVER_BOUND:.0f}% of a core or more (psutil: its CPU over the "
+            "client's run, divided by the sustained phase's duration) "
             "is marked as the bottleneck: that row measures the server. "
             "*Sustained* is the client's own rate between its first request "
             "and its last result; *end to end* includes starting Python. Client CPU is the "
