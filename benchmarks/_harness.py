@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from pathlib import Path
 
 T = TypeVar("T")
@@ -119,6 +120,77 @@ class Stopwatch:
     def seconds(self) -> float:
         """Seconds since the stopwatch was made."""
         return time.perf_counter() - self._start
+
+
+# -- repeats: median with min and max ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Repeated measurements of one figure: judge on ``median``, show ``low`` and ``high``.
+
+    Attributes:
+        median: The median of the runs (the figure targets are judged on).
+        low: The smallest run.
+        high: The largest run.
+        runs: Every run, in the order measured.
+    """
+
+    median: float
+    low: float
+    high: float
+    runs: tuple[float, ...]
+
+    def show(self, spec: str = ",.0f", unit: str = "") -> str:
+        """``median (min-max) unit``, e.g. ``6,400 (5,900-7,100)``; one run: just its value."""
+        text = format(self.median, spec)
+        if len(self.runs) > 1:
+            text += f" ({format(self.low, spec)}-{format(self.high, spec)})"
+        return f"{text} {unit}" if unit else text
+
+    def map(self, f: Callable[[float], float]) -> Summary:
+        """Each run transformed by ``f`` (monotone or not), summarised afresh."""
+        return summarise(f(x) for x in self.runs)
+
+
+def summarise(values: Iterable[float]) -> Summary:
+    """The median, min and max of ``values`` (at least one)."""
+    runs = tuple(float(v) for v in values)
+    if not runs:
+        raise ValueError("summarise() needs at least one value")
+    return Summary(statistics.median(runs), min(runs), max(runs), runs)
+
+
+def repeat(measure: Callable[[], float], times: int) -> Summary:
+    """Call ``measure()`` ``times`` times and summarise what it returned."""
+    return summarise(measure() for _ in range(times))
+
+
+def interleaved(cases: Mapping[str, Callable[[], T]], times: int) -> dict[str, list[T]]:
+    """Run every case once per round, ``times`` rounds: A B C, A B C, ...
+
+    Paired, interleaved repeats spread a shared machine's load drift over all
+    cases alike, so their ratio is fairer than back-to-back blocks. Returns each
+    case's results in round order; summarise a figure of them with `summarise`.
+    """
+    results: dict[str, list[T]] = {name: [] for name in cases}
+    for round_ in range(times):
+        for name, case in cases.items():
+            progress(f"    {name}: round {round_ + 1} of {times}")
+            results[name].append(case())
+    return results
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (default: this one).
+
+    Read with psutil, so it works for a child that is still running: sample it
+    before and after a run to get that process's share of a core.
+    """
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 # -- markdown ----------------------------------------------------------------

@@ -59,7 +59,7 @@ _HTTPX_TRIO_GENERATOR = pytest.mark.filterwarnings(
 
 
 def _skip_unless_runs_on(client: str, backend: str) -> None:
-    if client in ("builtin", "aiohttp") and backend != "asyncio":
+    if client == "aiohttp" and backend != "asyncio":
         pytest.skip(f"the {client} client runs only on asyncio")
 
 

@@ -221,12 +221,29 @@ def test_connection_failures_are_recorded_as_errors(tmp_path: Path, run_cli: Any
     assert all(e["message"].startswith("ConnectionFailed: ") for e in errors)
 
 
+@pytest.mark.skipif(not HAS_TRIO, reason="needs trio")
+def test_trio_backend_posts_with_the_built_in_client(
+    sim: Simulator, tmp_path: Path, run_cli: Any
+) -> None:
+    sim.set_faults(reset=0.2)
+    src = plain_requests(tmp_path / "in.jsonl", 20)
+    out = tmp_path / "out.jsonl"
+    ran = run_cli(src, *common(sim, out), "--backend", "trio", "--max-attempts", 20)
+    assert ran.code == 0, ran.err
+    assert " on trio, " in ran.err
+    assert " with the built-in HTTP client" in ran.err
+    for result in read_results(out):
+        assert result["response"]["body"] == served(sim, chat(result["line"] - 1))
+
+
 @pytest.mark.skipif(not (HAS_TRIO and HAS_HTTPX), reason="needs trio and httpx")
 def test_trio_backend_posts_with_httpx(sim: Simulator, tmp_path: Path, run_cli: Any) -> None:
     sim.set_faults(reset=0.2)
     src = plain_requests(tmp_path / "in.jsonl", 20)
     out = tmp_path / "out.jsonl"
-    ran = run_cli(src, *common(sim, out), "--backend", "trio", "--max-attempts", 20)
+    ran = run_cli(
+        src, *common(sim, out), "--backend", "trio", "--http-client", "httpx", "--max-attempts", 20
+    )
     assert ran.code == 0, ran.err
     assert " on trio, " in ran.err
     assert " with httpx" in ran.err
@@ -435,7 +452,14 @@ def test_missing_http_client_is_explained(
     )
     assert aiohttp.code == 2
     assert "pip install 'anyfan[aiohttp]'" in aiohttp.err
-    trio = run_cli(tmp_path / "in.jsonl", *common(sim, tmp_path / "o"), "--backend", "trio")
+    trio = run_cli(
+        tmp_path / "in.jsonl",
+        *common(sim, tmp_path / "o"),
+        "--backend",
+        "trio",
+        "--http-client",
+        "httpx",
+    )
     assert trio.code == 2
     assert "needs httpx: pip install httpx" in trio.err
 

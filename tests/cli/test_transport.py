@@ -132,7 +132,9 @@ def test_choose_client(monkeypatch: pytest.MonkeyPatch) -> None:
     assert choose_client("asyncio", "builtin") == "builtin"
     assert choose_client("asyncio", "aiohttp") == "aiohttp"
     assert choose_client("asyncio", "httpx") == "httpx2"
-    assert choose_client("trio") == "httpx2"
+    assert choose_client("trio") == "builtin"
+    assert choose_client("trio", "builtin") == "builtin"
+    assert choose_client("trio", "httpx") == "httpx2"
     installed.discard("httpx2")
     assert choose_client("trio", "httpx") == "httpx"
     installed.discard("aiohttp")
@@ -140,11 +142,11 @@ def test_choose_client(monkeypatch: pytest.MonkeyPatch) -> None:
         choose_client("asyncio", "aiohttp")
     installed.clear()
     assert choose_client("asyncio") == "builtin"  # needs nothing installed
+    assert choose_client("trio") == "builtin"
     with pytest.raises(ImportError, match="needs httpx: pip install httpx"):
-        choose_client("trio")
-    for asyncio_only in ("aiohttp", "builtin"):
-        with pytest.raises(ValueError, match=f"the {asyncio_only} client runs only on asyncio"):
-            choose_client("trio", asyncio_only)  # type: ignore[arg-type]
+        choose_client("trio", "httpx")
+    with pytest.raises(ValueError, match="the aiohttp client runs only on asyncio, not on trio"):
+        choose_client("trio", "aiohttp")
     with pytest.raises(ValueError, match="client must be one of auto, builtin, aiohttp, httpx"):
         choose_client("asyncio", "requests")  # type: ignore[arg-type]
 

@@ -145,8 +145,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--http-client",
         choices=CLIENTS,
         default="auto",
-        help="builtin or aiohttp (asyncio only), or httpx2/httpx (default: auto: builtin on "
-        "asyncio, httpx2 or httpx on trio)",
+        help="builtin, aiohttp (asyncio only), or httpx2/httpx (default: auto: builtin on "
+        "every backend)",
     )
     limits.add_argument(
         "--max-response-bytes",

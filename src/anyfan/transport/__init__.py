@@ -1,9 +1,10 @@
 """A lean HTTP transport: post JSON bytes, get status, headers and raw body back.
 
-Built for `anyfan run`, where the HTTP client is most of a request's CPU. Under
-asyncio the built-in client (asyncio protocols, standard library only) costs a
-quarter of aiohttp's CPU per request; aiohttp (the ``aiohttp`` extra) is there
-too. Under trio it is httpx2 or httpx. One client is opened per job, with a
+Built for `anyfan run`, where the HTTP client is most of a request's CPU. The
+built-in client runs everywhere: under asyncio on asyncio's protocols (a
+quarter of aiohttp's CPU per request), under trio on non-blocking sockets
+through anyio (about a tenth of httpx's); both share one sans-I/O response
+parser. aiohttp (asyncio only) and httpx2/httpx can be chosen. One client is opened per job, with a
 connection pool as large as the concurrency. Non-2xx responses are returned,
 not raised; the caller raises `HttpStatusError` when it wants the engine to
 consider a retry; `anyfan.openai.classify_exception` understands it,

@@ -1,4 +1,8 @@
-"""One HTTP/1.1 connection on asyncio's protocols: a request out, a whole response back.
+"""HTTP/1.1 responses, sans-I/O, and one connection on asyncio's protocols.
+
+`ResponseReader` turns received bytes into whole responses and does no I/O,
+so every event loop shares it: `Connection` feeds it from asyncio's protocol
+callbacks, `anyfan.transport._streams` from anyio byte streams.
 
 Responses are framed by ``Content-Length``, chunked encoding or the end of the
 connection; interim (1xx) responses are skipped. Parsing is plain string work
@@ -51,20 +55,18 @@ def _take(buffer: bytearray, start: int, end: int) -> bytes:
         return bytes(view[start:end])
 
 
-class Connection(asyncio.Protocol):
-    """One keep-alive connection; one exchange at a time.
+class ResponseReader:
+    """Reads the responses of one connection from its bytes, one exchange at a time.
+
+    Feed it what arrives with `feed`; at the end of the connection, call
+    `eof_response`. Does no I/O.
 
     Args:
         max_body: The largest response body accepted, in bytes.
     """
 
-    transport: asyncio.Transport
-
     def __init__(self, max_body: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
-        self.closed = False
-        self.idle_since = 0.0
         self.max_body = max_body
-        self._waiter: asyncio.Future[HttpResponse] | None = None
         self._buffer = bytearray()
         self._reset_response()
 
@@ -77,90 +79,44 @@ class Connection(asyncio.Protocol):
         self._body_size = 0  # bytes in _parts
         self._keep_alive = True
 
-    # -- asyncio.Protocol ---------------------------------------------------------
+    def feed(self, data: bytes) -> HttpResponse | None:
+        """Take in bytes; return the response once it is whole.
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport; send small writes at once (no Nagle delay)."""
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data: bytes) -> None:
-        """Take in bytes; finish the exchange once the response is whole."""
-        if self._waiter is None:  # nothing was asked: the connection is out of step
-            self.abort()
-            return
+        Raises:
+            ProtocolError: The bytes are not an HTTP/1.1 response.
+            ResponseTooLarge: The body is larger than ``max_body``.
+        """
         self._buffer += data  # amortised O(1): the buffer is consumed from the front
-        try:
-            response = self._parse()
-        except (ProtocolError, ResponseTooLarge) as exc:
-            self._fail(exc)
-            self.abort()
-            return
-        if response is not None:
-            waiter, self._waiter = self._waiter, None
-            if not waiter.done():
-                waiter.set_result(response)
+        return self._parse()
 
-    def eof_received(self) -> bool:
-        """Let the connection close on the server's EOF."""
-        return False
+    @property
+    def started(self) -> bool:
+        """Whether any byte of the current response has arrived."""
+        return self._headers is not None or bool(self._buffer)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Finish a response framed by the end of the connection, or fail the exchange."""
-        self.closed = True
-        if self._waiter is None:
-            return
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the last response lets the connection carry another request."""
+        return self._keep_alive and not self._buffer
+
+    def eof_response(self, exc: BaseException | None = None) -> HttpResponse:
+        """The connection ended: the response it framed, if that is how it was framed.
+
+        Raises:
+            ConnectionFailed: The response was not whole; the message says where it stopped.
+        """
         if self._headers is not None and self._length < 0 and not self._chunked:
             self._parts.append(bytes(self._buffer))
-            waiter, self._waiter = self._waiter, None
-            if not waiter.done():
-                waiter.set_result(self._response())
-            return
+            self._buffer.clear()
+            self._keep_alive = False
+            return self._response()
         if self._headers is None:
             reason = "the connection closed before a response"
             if exc is not None:
                 reason += f" ({exc!r})"
         else:
             reason = "the connection closed in the middle of the response"
-        self._fail(ConnectionFailed(reason))
-
-    # -- the exchange -----------------------------------------------------------------
-
-    def send(self, data: bytes) -> asyncio.Future[HttpResponse]:
-        """Write a request; return the future of its response."""
-        waiter: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        self.transport.write(data)
-        return waiter
-
-    def expire(self, timeout: float | None) -> None:
-        """Give up on the exchange in progress: its deadline passed."""
-        self._fail(RequestTimeout(f"no complete response within {timeout or 0:g} s"))
-        self.abort()
-
-    def abort(self) -> None:
-        """Drop the connection at once."""
-        self.closed = True
-        self.transport.abort()
-
-    @property
-    def reusable(self) -> bool:
-        """Whether another request may go on this connection."""
-        return (
-            not self.closed
-            and self._keep_alive
-            and self._waiter is None
-            and not self._buffer
-            and not self.transport.is_closing()
-        )
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+        raise ConnectionFailed(reason)
 
     # -- parsing ----------------------------------------------------------------------
 
@@ -274,3 +230,99 @@ class Connection(asyncio.Protocol):
         self._reset_response()
         self._keep_alive = keep_alive
         return response
+
+
+class Connection(ResponseReader, asyncio.Protocol):
+    """One keep-alive connection; one exchange at a time.
+
+    Args:
+        max_body: The largest response body accepted, in bytes.
+    """
+
+    transport: asyncio.Transport
+
+    def __init__(self, max_body: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+        super().__init__(max_body)
+        self.closed = False
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future[HttpResponse] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport; send small writes at once (no Nagle delay)."""
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        """Take in bytes; finish the exchange once the response is whole."""
+        if self._waiter is None:  # nothing was asked: the connection is out of step
+            self.abort()
+            return
+        self._buffer += data  # amortised O(1): the buffer is consumed from the front
+        try:
+            response = self._parse()
+        except (ProtocolError, ResponseTooLarge) as exc:
+            self._fail(exc)
+            self.abort()
+            return
+        if response is not None:
+            waiter, self._waiter = self._waiter, None
+            if not waiter.done():
+                waiter.set_result(response)
+
+    def eof_received(self) -> bool:
+        """Let the connection close on the server's EOF."""
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Finish a response framed by the end of the connection, or fail the exchange."""
+        self.closed = True
+        if self._waiter is None:
+            return
+        try:
+            response = self.eof_response(exc)
+        except ConnectionFailed as failed:
+            self._fail(failed)
+            return
+        waiter, self._waiter = self._waiter, None
+        if not waiter.done():
+            waiter.set_result(response)
+
+    # -- the exchange -----------------------------------------------------------------
+
+    def send(self, data: bytes) -> asyncio.Future[HttpResponse]:
+        """Write a request; return the future of its response."""
+        waiter: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        self.transport.write(data)
+        return waiter
+
+    def expire(self, timeout: float | None) -> None:
+        """Give up on the exchange in progress: its deadline passed."""
+        self._fail(RequestTimeout(f"no complete response within {timeout or 0:g} s"))
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        self.closed = True
+        self.transport.abort()
+
+    @property
+    def reusable(self) -> bool:
+        """Whether another request may go on this connection."""
+        return (
+            not self.closed
+            and self._keep_alive
+            and self._waiter is None
+            and not self._buffer
+            and not self.transport.is_closing()
+        )
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)

@@ -1,4 +1,4 @@
-"""The built-in HTTP client: POST JSON over keep-alive HTTP/1.1 connections, on asyncio.
+"""The built-in HTTP client on asyncio: POST JSON over keep-alive HTTP/1.1 connections.
 
 Sending a small request and reading a small response through aiohttp costs
 about 240 µs of CPU here; this costs about 60. It does only what a batch of

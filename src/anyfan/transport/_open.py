@@ -52,8 +52,7 @@ def running_backend() -> str:
 def choose_client(backend: str, client: ClientName = "auto") -> str:
     """The client to post with: ``"builtin"``, ``"aiohttp"``, ``"httpx2"`` or ``"httpx"``.
 
-    ``"auto"`` takes the built-in client under asyncio (the cheapest by far)
-    and httpx2, else httpx, under trio.
+    ``"auto"`` takes the built-in client (the cheapest by far) on every backend.
 
     Raises:
         ValueError: ``client`` is not one of `CLIENTS`, or is asyncio-only on trio.
@@ -61,9 +60,11 @@ def choose_client(backend: str, client: ClientName = "auto") -> str:
     """
     if client not in CLIENTS:
         raise ValueError(f"client must be one of {', '.join(CLIENTS)}, got {client!r}")
-    if client in ("builtin", "aiohttp") and backend != "asyncio":
-        raise ValueError(f"the {client} client runs only on asyncio, not on {backend}; use httpx")
-    if backend == "asyncio" and client in ("auto", "builtin"):
+    if client == "aiohttp" and backend != "asyncio":
+        raise ValueError(
+            f"the aiohttp client runs only on asyncio, not on {backend}; use builtin or httpx"
+        )
+    if client in ("auto", "builtin"):
         return "builtin"
     if client == "aiohttp":
         if not _installed("aiohttp"):
@@ -101,12 +102,17 @@ async def open_transport(
         ValueError: ``max_response_bytes`` is not a positive int.
     """
     check_max_response_bytes(max_response_bytes)
-    name = choose_client(running_backend(), client)
+    backend = running_backend()
+    name = choose_client(backend, client)
     transport: Transport
-    if name == "builtin":
-        from ._lean import LeanTransport
+    if name == "builtin" and backend == "asyncio":
+        from ._lean import LeanTransport  # asyncio's protocols: one layer fewer than streams
 
         transport = LeanTransport(headers, concurrency, timeout, max_response_bytes)
+    elif name == "builtin":
+        from ._streams import StreamTransport
+
+        transport = StreamTransport(headers, concurrency, timeout, max_response_bytes)
     elif name == "aiohttp":
         from ._aiohttp import AiohttpTransport
 

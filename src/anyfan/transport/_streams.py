@@ -1,0 +1,324 @@
+"""The built-in HTTP client on anyio byte streams: the same client on every event loop.
+
+It shares `ResponseReader` (the sans-I/O response parser) and `Target` (the
+request head, built once per URL) with the asyncio client in `._lean`, and
+keeps the same pool: keep-alive connections reused last-in first-out, retired
+after `MAX_IDLE` seconds idle, at most ``concurrency`` open. It connects with
+`anyio.connect_tcp` and wraps https in anyio's TLS stream. Under asyncio the
+protocol-based client stays the default (it skips a stream layer); this one
+runs under trio, where it replaces httpx.
+
+Plain http skips the stream layers: the connection owns a non-blocking socket
+and waits with `anyio.wait_readable` / `anyio.wait_writable`, then reads what
+is there. On trio that is one wait and one ``recv`` per response where a
+stream would first try the read, fail and then wait. https goes through
+`anyio.connect_tcp` and anyio's TLS stream.
+
+A connection sees that the server closed an idle connection only when it reads
+from it, after the next request was written. So a request that finds its
+reused connection closed before any byte of a response came back is sent once
+more on a new connection: the server closed that connection without reading
+the request (as urllib3 and httpcore do, for the same reason).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import ssl
+from collections import deque
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from ._http11 import ResponseReader
+from ._lean import MAX_IDLE, Target
+from ._response import DEFAULT_MAX_RESPONSE_BYTES, ConnectionFailed, RequestTimeout
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._response import HttpResponse
+
+#: Bytes asked for per read: a small response arrives in one.
+READ_SIZE: Final = 65536
+#: Errors of a stream that mean the connection is gone.
+_GONE: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+def _failed(reader: ResponseReader, exc: BaseException) -> ConnectionFailed:
+    where = "before a response" if not reader.started else "in the middle of the response"
+    return ConnectionFailed(f"the connection failed {where} ({exc!r})")
+
+
+class SocketConnection(ResponseReader):
+    """One keep-alive plain-http connection on a non-blocking socket; one exchange at a time."""
+
+    def __init__(self, sock: socket.socket, max_body: int) -> None:
+        super().__init__(max_body)
+        self.sock = sock
+        self.idle_since = 0.0
+        self.reused = False
+
+    async def exchange(self, data: bytes) -> HttpResponse:
+        """Write a request and read its whole response.
+
+        Raises:
+            ConnectionFailed: No complete response; the message says why.
+            ResponseTooLarge: The body is larger than ``max_body``.
+        """
+        sock = self.sock
+        try:
+            sent = _send(sock, data)
+            while sent < len(data):
+                await anyio.wait_writable(sock)
+                sent += _send(sock, data[sent:])
+            while True:
+                await anyio.wait_readable(sock)
+                try:
+                    chunk = sock.recv(READ_SIZE)
+                except BlockingIOError:  # pragma: no cover - woken with nothing to read
+                    continue
+                if not chunk:
+                    return self.eof_response()
+                response = self.feed(chunk)
+                if response is not None:
+                    return response
+        except ConnectionFailed:  # an OSError too, but ours: let it through as it is
+            raise
+        except OSError as exc:
+            raise _failed(self, exc) from None
+
+
+def _send(sock: socket.socket, data: bytes) -> int:
+    try:
+        return sock.send(data)
+    except BlockingIOError:  # pragma: no cover - called when the socket is writable
+        return 0
+
+
+async def open_socket(host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket, trying each address ``host`` has in turn.
+
+    Raises:
+        OSError: No address could be connected to (the last address's error).
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [(family, address) for family, _, _, _, address in infos]
+    else:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        addresses = [(family, (host, port))]
+    error: OSError = OSError(f"no address for {host}")
+    for family, address in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.connect(address)
+            except BlockingIOError:
+                await anyio.wait_writable(sock)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code)) from None
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:  # pragma: no cover - cancelled mid-connect: loopback connects at once
+            sock.close()
+            raise
+        return sock
+    raise error
+
+
+class StreamConnection(ResponseReader):
+    """One keep-alive connection over an anyio byte stream (TLS); one exchange at a time."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, max_body: int) -> None:
+        super().__init__(max_body)
+        self.stream = stream
+        self.idle_since = 0.0
+        self.reused = False
+
+    async def aclose(self) -> None:
+        """Close the stream, with no TLS goodbye (it is being dropped)."""
+        await anyio.aclose_forcefully(self.stream)
+
+    async def exchange(self, data: bytes) -> HttpResponse:
+        """Write a request and read its whole response.
+
+        Raises:
+            ConnectionFailed: No complete response; the message says why.
+            ResponseTooLarge: The body is larger than ``max_body``.
+        """
+        stream = self.stream
+        try:
+            await stream.send(data)
+            while True:
+                try:
+                    chunk = await stream.receive(READ_SIZE)
+                except anyio.EndOfStream:
+                    return self.eof_response()
+                response = self.feed(chunk)
+                if response is not None:
+                    return response
+        except ConnectionFailed:
+            raise
+        except _GONE as exc:
+            raise _failed(self, exc) from None
+
+
+Connection: TypeAlias = "SocketConnection | StreamConnection"
+
+
+class StreamTransport:
+    """The built-in client on anyio streams: keep-alive connections, ``concurrency`` at most.
+
+    Runs on asyncio and trio alike.
+
+    Args:
+        headers: Headers sent with every request (the key among them).
+        concurrency: Connections kept open at most.
+        timeout: Seconds a request may take in all, connecting included, or ``None``.
+        max_response_bytes: The largest response body read; past it the
+            request fails with `ResponseTooLarge` and its connection is dropped.
+    """
+
+    name = "built-in"
+    handles_timeout = True
+
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        concurrency: int,
+        timeout: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self._headers = dict(headers)
+        self._max_body = max_response_bytes
+        self._limit = concurrency
+        self._timeout = timeout
+        self._targets: dict[str, Target] = {}
+        self._idle: dict[tuple[str, str, int], deque[Connection]] = {}
+        self._open: set[Connection] = set()
+        self._stale: list[Connection] = []  # retired by _reuse, to be closed
+        self._ssl: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    async def post(self, url: str, body: bytes) -> HttpResponse:
+        """POST ``body`` (JSON bytes) to ``url`` and read the whole response.
+
+        Raises:
+            ConnectionFailed: No complete response (refused, reset, cut off, garbled).
+            RequestTimeout: None within the timeout.
+            ResponseTooLarge: The body is larger than ``max_response_bytes``.
+        """
+        target = self._targets.get(url)
+        if target is None:
+            target = self._targets[url] = Target(url, self._headers)
+        data = b"%s%d\r\n\r\n%s" % (target.head, len(body), body)
+        if self._timeout is None:
+            return await self._post(target, data)
+        with anyio.move_on_after(self._timeout) as scope:
+            return await self._post(target, data)
+        assert scope.cancel_called
+        raise RequestTimeout(f"no complete response within {self._timeout:g} s")
+
+    async def _post(self, target: Target, data: bytes) -> HttpResponse:
+        while True:
+            connection = self._reuse(target.origin)
+            if self._stale:
+                await self._close_stale()
+            if connection is None:
+                connection = await self._connect(target)
+            try:
+                response = await connection.exchange(data)
+            except ConnectionFailed as exc:
+                await self._close(connection)
+                if connection.reused and not connection.started and type(exc) is ConnectionFailed:
+                    continue  # closed by the server while idle, the request unread
+                raise
+            except BaseException:  # timed out, cancelled or too large: never reuse it
+                await self._close(connection)
+                raise
+            if connection.keep_alive:
+                connection.idle_since = anyio.current_time()
+                connection.reused = True
+                self._idle[target.origin].append(connection)
+            else:
+                await self._close(connection)
+            return response
+
+    def _reuse(self, origin: tuple[str, str, int]) -> Connection | None:
+        idle = self._idle.get(origin)
+        if not idle:
+            if idle is None:
+                self._idle[origin] = deque()
+            return None
+        oldest_allowed = anyio.current_time() - MAX_IDLE
+        while idle and idle[0].idle_since < oldest_allowed:  # the oldest sit at the left
+            self._stale.append(idle.popleft())
+        return idle.pop() if idle else None  # the most recently used: least likely dropped
+
+    async def _connect(self, target: Target) -> Connection:
+        if len(self._open) >= self._limit:
+            await self._close_idle()
+        connection: Connection
+        try:
+            if not target.tls:
+                sock = await open_socket(target.host, target.port)
+                connection = SocketConnection(sock, self._max_body)
+            else:
+                if self._ssl is None:
+                    self._ssl = ssl.create_default_context()
+                tcp = await anyio.connect_tcp(target.host, target.port)
+                try:
+                    stream = await TLSStream.wrap(
+                        tcp,
+                        hostname=target.host,
+                        ssl_context=self._ssl,
+                        standard_compatible=False,  # servers often close without close_notify
+                    )
+                except BaseException:  # refused certificate, cancelled: close the socket
+                    await anyio.aclose_forcefully(tcp)
+                    raise
+                connection = StreamConnection(stream, self._max_body)
+        except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {target.host}:{target.port}: {exc}"
+            ) from None
+        self._open.add(connection)
+        return connection
+
+    async def _close(self, connection: Connection) -> None:
+        """Drop a connection; shielded, as it runs when a deadline passed."""
+        self._open.discard(connection)
+        if isinstance(connection, SocketConnection):
+            connection.sock.close()  # no checkpoint: cheap when many are dropped
+            return
+        with anyio.CancelScope(shield=True):
+            await connection.aclose()
+
+    async def _close_stale(self) -> None:
+        while self._stale:
+            await self._close(self._stale.pop())
+
+    async def _close_idle(self) -> None:
+        for idle in self._idle.values():
+            while idle:
+                await self._close(idle.popleft())
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        for connection in list(self._open):
+            await self._close(connection)
+        self._idle.clear()
