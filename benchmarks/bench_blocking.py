@@ -3,8 +3,8 @@
 Two measurements, in one process: the overhead of one blocking call with one
 item, next to the usual ways of calling async code from sync code; and the
 per-item overhead of one blocking map over many no-op items, next to the same
-map awaited directly. Every case is timed ``repeats`` times, interleaved, and
-the best time is kept, which filters out the noise of a shared machine.
+map awaited directly. Every case is timed ``repeats`` times, interleaved; the
+median is shown with the fastest and slowest run, and targets are judged on it.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ async def noop(x: int) -> int:
     return x
 
 
-def best_of(repeats: int, cases: dict[str, Callable[[], float]]) -> dict[str, float]:
-    """Time every case ``repeats`` times, interleaved; keep each one's best (seconds)."""
-    best = dict.fromkeys(cases, float("inf"))
+def median_of(repeats: int, cases: dict[str, Callable[[], float]]) -> dict[str, _harness.Summary]:
+    """Time every case ``repeats`` times, interleaved; summarise each one's runs (seconds)."""
+    runs: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, case in cases.items():
-            best[name] = min(best[name], case())
-    return best
+            runs[name].append(case())
+    return {name: _harness.summarise(seconds) for name, seconds in runs.items()}
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -226,7 +226,7 @@ def add_arguments(parser: argparse._ArgumentGroup) -> None:
         "--blocking-calls", type=int, default=2_000, help="calls in the per-call measurement"
     )
     parser.add_argument(
-        "--blocking-repeats", type=int, default=5, help="times each case is timed (best kept)"
+        "--blocking-repeats", type=int, default=5, help="times each case is timed (median shown)"
     )
 
 
@@ -238,14 +238,19 @@ def run(opts: argparse.Namespace) -> str:
     one_by_one = max(1, min(items, calls * 5))
 
     _harness.progress(f"   one call, one item: {calls} calls x {repeats}")
-    per_call = best_of(repeats, per_call_cases(calls))
+    per_call = median_of(repeats, per_call_cases(calls))
     _harness.progress(f"   {count(items)} items per map x {repeats}")
     cases = per_item_cases(items, one_by_one)
-    best = best_of(repeats, {f"{c.label}|{c.backend}": c.run for c in cases})
+    timed = median_of(repeats, {f"{c.label}|{c.backend}": c.run for c in cases})
+    best = {name: summary.median for name, summary in timed.items()}
 
-    facade_call = per_call["`anyfan.blocking.map(noop, [1])`"]
+    facade_call = per_call["`anyfan.blocking.map(noop, [1])`"].median
     call_rows = [
-        (label, f"{seconds / calls * 1e6:,.0f}", f"{seconds / facade_call:.2f}")
+        (
+            label,
+            seconds.map(lambda s: s / calls * 1e6).show(",.0f"),
+            f"{seconds.median / facade_call:.2f}",
+        )
         for label, seconds in per_call.items()
     ]
     item_rows = []
@@ -253,11 +258,10 @@ def run(opts: argparse.Namespace) -> str:
         c.backend: best[f"{c.label}|{c.backend}"] for c in cases if c.label.startswith("`await")
     }
     for case in cases:
-        seconds = best[f"{case.label}|{case.backend}"]
-        ratio = f"{seconds / case.n / (direct[case.backend] / items):.2f}"
-        item_rows.append(
-            (case.label, case.backend, count(case.n), f"{seconds / case.n * 1e6:,.2f}", ratio)
-        )
+        summary = timed[f"{case.label}|{case.backend}"]
+        ratio = f"{summary.median / case.n / (direct[case.backend] / items):.2f}"
+        per_item = summary.map(lambda s, n=case.n: s / n * 1e6).show(",.2f")
+        item_rows.append((case.label, case.backend, count(case.n), per_item, ratio))
 
     targets = []
     for backend, direct_seconds in direct.items():
@@ -282,7 +286,8 @@ def run(opts: argparse.Namespace) -> str:
         "the facade from the main thread (the stream and `Executor` rows, far costlier per "
         "item, use a tenth of the items); the one-call-per-item rows run "
         f"{count(one_by_one)} items one call at a time. Each case ran {repeats} times, "
-        "interleaved with the others; the best run is shown."
+        "interleaved with the others: the median is shown, with the fastest and slowest run in "
+        "brackets; ratios and targets use the medians."
     )
     return "\n\n".join(
         [

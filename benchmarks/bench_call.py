@@ -4,7 +4,8 @@ Sequential calls of a no-op in one task, so the cost measured is anyfan's own
 per call: taking a slot, the stats, and (with limits) one uncontended
 admission by a `Rate` that never binds. The same job done with aiolimiter's
 ``async with limiter:`` inside an ``asyncio.Semaphore`` runs in the same
-process, interleaved. Each case is timed ``repeats`` times; the best is kept.
+process, interleaved. Each case is timed ``repeats`` times; the median is shown, with min and
+max, and targets are judged on it.
 """
 
 from __future__ import annotations
@@ -130,17 +131,17 @@ def cases(backend: str, n: int) -> dict[str, Callable[[], Awaitable[float]]]:
 def add_arguments(parser: argparse._ArgumentGroup) -> None:
     parser.add_argument("--call-n", type=int, default=200_000, help="sequential calls per case")
     parser.add_argument(
-        "--call-repeats", type=int, default=5, help="times each case is timed (best kept)"
+        "--call-repeats", type=int, default=5, help="times each case is timed (median shown)"
     )
 
 
-def measure(backend: str, n: int, repeats: int) -> dict[str, float]:
-    """Best seconds per case on ``backend``, the cases interleaved ``repeats`` times."""
-    best: dict[str, float] = {}
+def measure(backend: str, n: int, repeats: int) -> dict[str, _harness.Summary]:
+    """Seconds per case on ``backend`` (median, min, max), cases interleaved ``repeats`` times."""
+    runs: dict[str, list[float]] = {}
     for _ in range(repeats):
         for label, main in cases(backend, n).items():
-            best[label] = min(best.get(label, float("inf")), run_on(backend, main))
-    return best
+            runs.setdefault(label, []).append(run_on(backend, main))
+    return {label: _harness.summarise(seconds) for label, seconds in runs.items()}
 
 
 def run(opts: argparse.Namespace) -> str:
@@ -152,14 +153,14 @@ def run(opts: argparse.Namespace) -> str:
     for backend in BACKENDS:
         try:
             _harness.progress(f"   {backend}: {count(n)} calls x {repeats}")
-            best = measure(backend, n, repeats)
+            timed = measure(backend, n, repeats)
         except ImportError:  # pragma: no cover - uvloop or trio not installed
             continue
-        floor = best["`await noop(x)` (the floor)"] / n * 1e6
-        for label, seconds in best.items():
-            us = seconds / n * 1e6
-            rows.append((label, backend, f"{us:,.2f}", f"{us - floor:+,.2f}"))
-        overhead[backend] = best["`await fan.call(noop, x)`, no limits"] / n * 1e6 - floor
+        floor = timed["`await noop(x)` (the floor)"].median / n * 1e6
+        for label, seconds in timed.items():
+            us = seconds.map(lambda s: s / n * 1e6)
+            rows.append((label, backend, us.show(",.2f"), f"{us.median - floor:+,.2f}"))
+        overhead[backend] = timed["`await fan.call(noop, x)`, no limits"].median / n * 1e6 - floor
     asyncio_overhead = overhead.get("asyncio")
     targets = [
         Target(
@@ -175,7 +176,8 @@ def run(opts: argparse.Namespace) -> str:
         "call at once and what is measured is its bookkeeping. The aiolimiter row does the "
         "same job by hand (a semaphore for the concurrency, the limiter for the rate), "
         "asyncio only; the `Rate` on its own is compared with aiolimiter on its own. "
-        f"Each case ran {repeats} times, interleaved; the best run is shown."
+        f"Each case ran {repeats} times, interleaved: the median is shown, with the fastest "
+        "and slowest run in brackets; the overhead and the target use the medians."
     )
     return "\n\n".join(
         [
