@@ -63,6 +63,50 @@ async def anyfan_stream(n: int, c: int) -> int:
     return seen
 
 
+async def suspending(x: int) -> int:
+    """A call that suspends once, as every real call does (issue 13, part 1)."""
+    import anyio
+
+    await anyio.sleep(0)
+    return x
+
+
+async def suspend_floor(n: int, c: int) -> list[int]:
+    """The hand-written floor: ``c`` plain tasks sharing one iterator."""
+    import anyio
+
+    out = [0] * n
+    items = iter(range(n))
+
+    async def worker() -> None:
+        for i in items:
+            out[i] = await suspending(i)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(c):
+            tg.start_soon(worker)
+    return out
+
+
+async def anyfan_map_suspend(n: int, c: int) -> list[int]:
+    import anyfan
+
+    return await anyfan.map(suspending, range(n), concurrency=c)
+
+
+async def anyfan_stream_suspend(n: int, c: int) -> int:
+    import anyfan
+
+    seen = 0
+    async with anyfan.stream(suspending, range(n), concurrency=c) as outcomes:
+        async for _ in outcomes:
+            seen += 1
+    return seen
+
+
+#: The most `anyfan.map` / `anyfan.stream` may cost over the floor when each call suspends.
+MAX_SUSPEND_RATIO = 1.25
+
 #: Failures in the ``except*`` case (issue 9/5: quadratic ``FanError.derive``
 #: took about 1.1 s at 2,000 and would take about 28 s at 10,000).
 EXCEPT_STAR_FAILURES = 10_000
@@ -198,6 +242,28 @@ CASES = (
         f"anyfan.map, {EXCEPT_STAR_FAILURES:,} failures caught with `except*`",
         ("asyncio", "trio"),
         anyfan_except_star,
+        ordered=False,
+        large_backends=(),
+    ),
+    Case(
+        "suspend_floor",
+        "calls that suspend: hand-written floor (c tasks, one iterator)",
+        ("asyncio", "trio"),
+        suspend_floor,
+        large_backends=(),
+    ),
+    Case(
+        "anyfan_map_suspend",
+        "calls that suspend: **anyfan.map**",
+        ("asyncio", "trio"),
+        anyfan_map_suspend,
+        large_backends=(),
+    ),
+    Case(
+        "anyfan_stream_suspend",
+        "calls that suspend: **anyfan.stream** (unordered)",
+        ("asyncio", "trio"),
+        anyfan_stream_suspend,
         ordered=False,
         large_backends=(),
     ),
@@ -548,7 +614,24 @@ def _targets(
                     broken,
                 )
             )
-    return speed + ratio + memory
+    suspend: list[Target] = []
+    for key in ("anyfan_map_suspend", "anyfan_stream_suspend"):
+        for backend in ("asyncio", "trio"):
+            n = sizes[0]
+            mine, floor = cells[key, backend, n], cells["suspend_floor", backend, n]
+            if not (mine.measured and floor.measured):
+                continue
+            factor = _us(mine, n) / _us(floor, n)
+            suspend.append(
+                Target(
+                    f"{key.replace('_suspend', '').replace('_', '.')} on {backend}, calls that "
+                    f"suspend: ≤ {MAX_SUSPEND_RATIO:g}x the hand-written floor",
+                    f"{factor:.2f}x ({_us(mine, n):.2f} vs {_us(floor, n):.2f} µs/item, "
+                    f"{count(n)})",
+                    factor <= MAX_SUSPEND_RATIO,
+                )
+            )
+    return speed + ratio + memory + suspend
 
 
 def _check(requirement: str, said: list[str], oks: list[bool], broken: list[str]) -> Target:
