@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ THIS = Path(__file__).resolve()
 COMMON_MODULES = ("anyio", "anyfan", "aiometer", "trio", "uvloop")
 
 MAX_US_PER_ITEM = 3.0
+#: anyfan.map and anyfan.stream on a call that suspends once, over the hand-written floor.
+MAX_TIMES_SUSPEND_FLOOR = 1.25
 MIN_TIMES_BELOW_AIOMETER = 8.0
 MAX_RSS_OVER_BASELINE = 100e6
 
@@ -41,6 +44,47 @@ MAX_RSS_OVER_BASELINE = 100e6
 
 async def noop(x: int) -> int:
     return x
+
+
+async def work(x: int) -> int:
+    """A call that suspends once, as every real call does."""
+    import anyio
+
+    await anyio.sleep(0)
+    return x
+
+
+async def suspend_floor(n: int, c: int) -> list[int]:
+    """The hand-written floor: ``c`` plain tasks sharing one iterator."""
+    import anyio
+
+    out: list[int] = [0] * n
+    items = iter(range(n))
+
+    async def worker() -> None:
+        for i in items:
+            out[i] = await work(i)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(c):
+            tg.start_soon(worker)
+    return out
+
+
+async def suspend_map(n: int, c: int) -> list[int]:
+    import anyfan
+
+    return await anyfan.map(work, range(n), concurrency=c)
+
+
+async def suspend_stream(n: int, c: int) -> int:
+    import anyfan
+
+    got = 0
+    async with anyfan.stream(work, range(n), concurrency=c) as outcomes:
+        async for _ in outcomes:
+            got += 1
+    return got
 
 
 async def sequential(n: int, c: int) -> list[int]:
@@ -239,6 +283,25 @@ CASES = (
         anyio_task_group,
         large_backends=(),
     ),
+    Case(
+        "suspend_floor",
+        "suspending call: tasks sharing one iterator (floor)",
+        ("asyncio", "trio"),
+        suspend_floor,
+    ),
+    Case(
+        "suspend_map",
+        "suspending call: **anyfan.map**",
+        ("asyncio", "trio"),
+        suspend_map,
+    ),
+    Case(
+        "suspend_stream",
+        "suspending call: **anyfan.stream** (unordered)",
+        ("asyncio", "trio"),
+        suspend_stream,
+        ordered=False,
+    ),
 )
 CASES_BY_KEY = {case.key: case for case in CASES}
 
@@ -387,7 +450,16 @@ def _say(cell: Cell, n: int) -> str:
 
 
 def _us(cell: Cell, n: int) -> float:
-    return min(cell.seconds) / n * 1e6
+    """The median µs/item of the cell's runs (targets are judged on it, never on the best)."""
+    return statistics.median(cell.seconds) / n * 1e6
+
+
+def _spread(cell: Cell, n: int) -> str:
+    """Median, with min and max when there was more than one run."""
+    if len(cell.seconds) < 2:
+        return f"{_us(cell, n):.2f}"
+    low, high = min(cell.seconds) / n * 1e6, max(cell.seconds) / n * 1e6
+    return f"{_us(cell, n):.2f} ({low:.2f} to {high:.2f})"
 
 
 def _render(
@@ -421,7 +493,7 @@ def _render(
         if not cell.measured:
             return "-"
         if what == "us":
-            return f"{_us(cell, n):.2f}"
+            return _spread(cell, n)
         if what == "rss":
             return mb(max(cell.rss))
         return mb(max(cell.rss) - baseline[backend])
@@ -464,9 +536,12 @@ def _render(
         f"Wall time is taken with `perf_counter` around the fan-out call alone, after imports, "
         f"loop start and an untimed warm-up run of {2 * concurrency} items; it includes "
         f"building the inputs each API needs (coroutines, partials) and, for the ordered "
-        f"approaches, the result list. At {count(sizes[0])} items µs/item is the best of "
-        f"{repeats} runs (one process per run, interleaved across approaches; RSS is the "
-        f"largest of those runs); each larger size is run once. The unordered approaches "
+        f"approaches, the result list. At {count(sizes[0])} items µs/item is the median of "
+        f"{repeats} runs, with their min to max in brackets (one process per run, interleaved "
+        f"across approaches; RSS is the largest of those runs); each larger size is run once. "
+        f"The _suspending call_ rows map `async def work(i): await anyio.sleep(0); return i` "
+        f"instead, against the hand-written floor: {concurrency} plain tasks sharing one "
+        f"iterator and storing `out[i] = await work(i)`. The unordered approaches "
         f"(anyfan.stream, aiometer.amap) count results as they arrive instead of keeping them. "
         f"The garbage collector is left on, as users have it. Results are checked after timing. "
         f"The `except*` row fails every (N / {EXCEPT_STAR_FAILURES:,})-th item "
@@ -546,7 +621,26 @@ def _targets(
                     broken,
                 )
             )
-    return speed + ratio + memory
+    suspend: list[Target] = []
+    for key in ("suspend_map", "suspend_stream"):
+        case = CASES_BY_KEY[key]
+        for backend in case.backends:
+            ratios, broken = [], []
+            for n in sizes:
+                cell, floor = cells[key, backend, n], cells["suspend_floor", backend, n]
+                if cell.error:
+                    broken.append(f"error ({count(n)})")
+                elif cell.measured and floor.measured:
+                    ratios.append((n, _us(cell, n) / _us(floor, n)))
+            suspend.append(
+                _check(
+                    f"{_plain(case)} on {backend}: ≤ {MAX_TIMES_SUSPEND_FLOOR:g}x the floor",
+                    [f"{r:.2f}x ({count(n)})" for n, r in ratios] + broken,
+                    [r <= MAX_TIMES_SUSPEND_FLOOR for _, r in ratios],
+                    broken,
+                )
+            )
+    return speed + ratio + suspend + memory
 
 
 def _check(requirement: str, said: list[str], oks: list[bool], broken: list[str]) -> Target:
