@@ -301,15 +301,7 @@ class Run(Generic[T, R]):
     # -- the worker ----------------------------------------------------------
 
     async def _pull(self) -> Any:
-        if self._aiter is None:
-            if self._exhausted:
-                return _DONE
-            try:
-                item = next(self._iter)
-            except StopIteration:
-                self._exhausted = True
-                return _DONE
-            return self._reserve(), item
+        # Async iterables only: the worker pulls a plain iterator inline.
         await self._pull_lock.acquire()
         try:
             if self._exhausted:
