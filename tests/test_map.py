@@ -526,3 +526,18 @@ async def test_timeout_override_none_disables_the_fan_timeout() -> None:
     results: list[Any] = await fan.map(call, [2])
     assert type(results[0]) is TimeoutError
     assert await fan.map(call, [2], timeout=None) == [2]
+
+
+async def test_an_observer_sees_every_outcome_of_a_long_run_in_order_at_concurrency_one() -> None:
+    # With an observer each result goes through the general delivery path,
+    # which checkpoints every so many items; more items than that exercise it.
+    seen: list[int] = []
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    results = await anyfan.map(
+        double, range(100), concurrency=1, on_outcome=lambda o: seen.append(o.index)
+    )
+    assert results == [2 * i for i in range(100)]
+    assert seen == list(range(100))

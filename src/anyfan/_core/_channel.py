@@ -54,6 +54,16 @@ class Channel(Generic[X]):
             self._has_entries.set()
             self._has_entries = None
 
+    def try_put(self, entry: X) -> bool:
+        """Append ``entry`` if there is room, without suspending; return whether it was."""
+        if len(self._entries) >= self._capacity:
+            return False
+        self._entries.append(entry)
+        if self._has_entries is not None:
+            self._has_entries.set()
+            self._has_entries = None
+        return True
+
     def close(self) -> None:
         """Say no more entries will come; the reader ends once it has taken the rest."""
         self._closed = True

@@ -301,15 +301,7 @@ class Run(Generic[T, R]):
     # -- the worker ----------------------------------------------------------
 
     async def _pull(self) -> Any:
-        if self._aiter is None:
-            if self._exhausted:
-                return _DONE
-            try:
-                item = next(self._iter)
-            except StopIteration:
-                self._exhausted = True
-                return _DONE
-            return self._reserve(), item
+        # Async iterables only: the worker pulls a plain iterator inline.
         await self._pull_lock.acquire()
         try:
             if self._exhausted:
@@ -329,19 +321,39 @@ class Run(Generic[T, R]):
         guarded, timed = self._guarded, self._timed
         deadline_scope = self._deadline_scope
         _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
+        # A plain iterator is pulled inline (no coroutine per item), and a map
+        # success with no observer is stored inline (no `_deliver` coroutine):
+        # each coroutine avoided saves ~0.3 µs per item (docs: performance).
+        sync_items = self._aiter is None
+        reserve = self._reserve
+        results = self._results_inline()
+        channel = self._channel_inline()
         count = 0
         try:
             while not self._stopping:
-                try:
-                    pulled = await self._pull()
-                except cancelled:
-                    raise
-                except BaseException as exc:
-                    self._abort(exc)
-                    return
-                if pulled is _DONE:
-                    return
-                index, item = pulled
+                if sync_items:
+                    if self._exhausted:
+                        return
+                    try:
+                        item = next(self._iter)
+                    except StopIteration:
+                        self._exhausted = True
+                        return
+                    except BaseException as exc:
+                        self._abort(exc)
+                        return
+                    index = reserve()
+                else:
+                    try:
+                        pulled = await self._pull()
+                    except cancelled:
+                        raise
+                    except BaseException as exc:
+                        self._abort(exc)
+                        return
+                    if pulled is _DONE:
+                        return
+                    index, item = pulled
                 if self._spawned < self._width:
                     self._spawn()
                 value: Any
@@ -349,7 +361,8 @@ class Run(Generic[T, R]):
                 try:
                     if guarded is None:
                         # The fast path, inlined: one slot, one attempt.
-                        await slots.acquire()
+                        if not slots.try_acquire():  # no coroutine when a slot is free
+                            await slots.acquire()
                         # Timed from the start of the call, not of the wait for a slot.
                         started = self._now() if timed else 0.0
                         attempts = 1
@@ -372,7 +385,30 @@ class Run(Generic[T, R]):
                             raise
                         finally:
                             slots.release()
-                        stats.ended(error)
+                        if error is None:
+                            stats.succeeded += 1
+                            if results is not None and (
+                                deadline_scope is None or not deadline_scope.cancel_called
+                            ):
+                                results[index] = value
+                                count += 1
+                                if count % CHECKPOINT_EVERY == 0:
+                                    await anyio.lowlevel.checkpoint()
+                                continue
+                        else:
+                            stats.failed += 1
+                        if (
+                            channel is not None
+                            and (deadline_scope is None or not deadline_scope.cancel_called)
+                            and channel.try_put(
+                                Outcome(index, item, value, error, 1, self._now() - started)
+                            )
+                        ):
+                            # A stream outcome with room in the buffer: no coroutine.
+                            count += 1
+                            if count % CHECKPOINT_EVERY == 0:
+                                await anyio.lowlevel.checkpoint()
+                            continue
                     else:
                         # Every attempt under the limits, the shared pause and the retries.
                         value, error, attempts, started = await attempts_of(
@@ -407,6 +443,14 @@ class Run(Generic[T, R]):
             self._live -= 1
             if self._live == 0:
                 self._all_workers_done()
+
+    def _results_inline(self) -> list[Any] | None:
+        """The list a success may be stored in directly, bypassing `_deliver`."""
+        return None
+
+    def _channel_inline(self) -> Channel[Outcome[T, R]] | None:
+        """The channel an outcome may be put in directly, bypassing `_deliver`."""
+        return None
 
     async def _call_timed(self, item: T) -> Any:
         timeout = self._timeout
@@ -451,6 +495,10 @@ class MapRun(Run[T, R]):
             return False
         return self.collector.fail(index, error)
 
+    def _results_inline(self) -> list[Any] | None:
+        # Without an observer, delivering a success is exactly this store.
+        return self.collector.results if self._observer is None else None
+
     def _completed(self) -> dict[int, Any]:
         return self.collector.completed()
 
@@ -485,6 +533,10 @@ class StreamRun(Run[T, R]):
             self._observer(outcome)
         await self.channel.put(outcome)
         return False
+
+    def _channel_inline(self) -> Channel[Outcome[T, R]] | None:
+        # Without an observer, delivering is exactly this put (it never stops the run).
+        return self.channel if self._observer is None else None
 
     def _all_workers_done(self) -> None:
         self.channel.close()

@@ -47,6 +47,13 @@ class Slots:
         """How many tasks are queued for a slot."""
         return len(self._waiters)
 
+    def try_acquire(self) -> bool:
+        """Take a free slot if one is free and nobody is waiting; never suspends."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Take a slot, waiting in line if none is free."""
         if self._free and not self._waiters:
