@@ -709,12 +709,7 @@ class Limits:
             if units is ticket.costs:
                 units = list(units)
             units[i] = used
-            if isinstance(stored, Charge):
-                assert rate._fallback is not None
-                rate._fallback.settle(stored, used, now)
-            else:
-                assert rate._store is not None
-                ticket.pending.append((rate._store, stored, used))
+            settle_stored(ticket, rate, stored, used, now)
         return units
 
     def adjust(
@@ -740,6 +735,18 @@ class Limits:
     def _notify_others(self) -> None:
         for rate in self._rates:
             rate._notify()
+
+
+def settle_stored(
+    ticket: Ticket, rate: Rate, stored: StoredCharge | Charge, used: float, now: float
+) -> None:
+    """Settle a stored rate's charge: at once if it was taken locally, else by `Limits.flush`."""
+    if isinstance(stored, Charge):
+        assert rate._fallback is not None
+        rate._fallback.settle(stored, used, now)
+    else:
+        assert rate._store is not None
+        ticket.pending.append((rate._store, stored, used))
 
 
 def _require_asyncio() -> None:

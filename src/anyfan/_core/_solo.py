@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ._clock import loop_token
 from ._gcra import Charge
-from ._rate import Limits, Ticket
+from ._rate import Limits, Ticket, settle_stored
 
 if TYPE_CHECKING:
     from ._rate import Rate
@@ -96,12 +96,7 @@ class RateTicket:
         if ticket.charges and limits._states[0].settle(ticket.charges[0], used, now) > 0:
             rate._notify()
         for _, stored in ticket.stored:
-            if isinstance(stored, Charge):
-                assert rate._fallback is not None
-                rate._fallback.settle(stored, used, now)
-            else:
-                assert rate.store is not None
-                ticket.pending.append((rate.store, stored, used))
+            settle_stored(ticket, rate, stored, used, now)
 
 
 def _check_used(used: object) -> float:
