@@ -107,6 +107,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
             if limiter is not None:
                 strategy, item = limiter
                 while not await strategy.hit(item, spec["prefix"] + "openai-rpm"):
+                    if time.time() >= end_at:
+                        return  # the window may stay full for the rest of its minute
                     await anyio.sleep(0.01)
             if time.time() >= end_at:
                 return
