@@ -26,7 +26,7 @@ import anyio
 import anyfan
 
 from ..batch import BatchJob, SendSettings, send
-from ..transport import choose_client, open_transport
+from ..transport import open_transport
 from ._run import run_on
 
 if TYPE_CHECKING:
@@ -163,16 +163,15 @@ def compare(
             lambda ps: run_on("asyncio", fan_out, url, ps, concurrency),
         )
     )
-    if _installed("trio") and (_installed("httpx2") or _installed("httpx")):
-        trio_client = choose_client("trio")
+    if _installed("trio"):  # the built-in HTTP client runs on trio too
         plans.append(
             (
-                f"anyfan.map on trio ({trio_client}), concurrency {concurrency}",
+                f"anyfan.map on trio (built-in HTTP client), concurrency {concurrency}",
                 lambda ps: anyio.run(fan_out, url, ps, concurrency, backend="trio"),
             )
         )
     else:
-        notes.append("trio (with httpx) is not installed: pip install 'anyfan[trio]' httpx.")
+        notes.append("trio is not installed: pip install 'anyfan[trio]'.")
     plans.append(
         (
             f"anyfan.blocking.map, blocking calls in threads, concurrency {concurrency}",
