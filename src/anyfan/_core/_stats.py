@@ -108,13 +108,6 @@ class Stats:
         """Attempts started that have not ended yet."""
         return self.started - self.succeeded - self.failed - self.retried - self.cancelled
 
-    def ended(self, error: BaseException | None) -> None:
-        """Count an attempt that ended for good: it returned, or failed and will not be retried."""
-        if error is None:
-            self.succeeded += 1
-        else:
-            self.failed += 1
-
     def snapshot(self, *, paused: float = 0.0, limits: Sequence[LimitStats] = ()) -> FanStats:
         """Freeze the counts, with the pause time and per-limit rates given."""
         return FanStats(
