@@ -25,7 +25,7 @@ from ._store import QuotaSpec, RateStore, StoredCharge
 from ._validate import check_function, check_number, check_ratio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from ._retry import Pause
 
@@ -128,9 +128,8 @@ class Rate:
         self._store, self._key = _check_store(store, key)
         if on_store_error not in ("raise", "local"):
             raise ValueError(f'on_store_error must be "raise" or "local", got {on_store_error!r}')
-        share = check_number(local_share, "local_share")
-        if share > 1:
-            raise ValueError(f"local_share must be a number from 0 to 1, got {local_share!r}")
+        # Positive, and at most the whole limit: the one validator's two checks.
+        share = check_number(check_number(local_share, "local_share"), "local_share", at_most=1)
         self._local_share = share
         # The local stand-in while the store is down ("local"), at its share of the limit.
         self._fallback = (
@@ -410,9 +409,10 @@ class Ticket:
         self.charges: list[Any] = []
         # Charges held by stored rates: (position in ``limits.rates``, charge), where the
         # charge is a `StoredCharge`, or a local `Charge` taken while the store was down.
-        self.stored: list[tuple[int, StoredCharge | Charge]] = []
+        # Empty tuples until a stored rate is involved: nothing allocated for local rates.
+        self.stored: Sequence[tuple[int, StoredCharge | Charge]] = ()
         # Settlements owed to stores, sent by `Limits.flush`.
-        self.pending: list[tuple[RateStore, StoredCharge, float]] = []
+        self.pending: Sequence[tuple[RateStore, StoredCharge, float]] = ()
         self.start = math.nan
         self.settled = False
 
@@ -615,7 +615,7 @@ class Limits:
                         raise
                     wait = self._reserve_locally(ticket, members)
                 else:
-                    ticket.stored.extend(zip(members, charges, strict=True))
+                    ticket.stored = [*ticket.stored, *zip(members, charges, strict=True)]
                 delay = max(delay, wait)
             if delay > 0:
                 await anyio.sleep(delay)
@@ -631,7 +631,7 @@ class Limits:
             fallback = self._rates[i]._fallback
             assert fallback is not None
             charge = fallback.reserve(ticket.costs[i], now)
-            ticket.stored.append((i, charge))
+            ticket.stored = [*ticket.stored, (i, charge)]
             start = max(start, charge.start)
         return start - now
 
@@ -641,7 +641,7 @@ class Limits:
         for state, charge in zip(self._states, ticket.charges, strict=False):
             state.settle(charge, 0.0, now)
         ticket.charges = []
-        stored, ticket.stored = ticket.stored, []
+        stored, ticket.stored = ticket.stored, ()
         for i, charge in stored:
             if isinstance(charge, Charge):
                 fallback = self._rates[i]._fallback
@@ -657,7 +657,7 @@ class Limits:
 
     async def flush(self, ticket: Ticket) -> None:
         """Send the settlements a `settle` left for stores (refunds are best effort)."""
-        pending, ticket.pending = ticket.pending, []
+        pending, ticket.pending = ticket.pending, ()
         for store, charge, used in pending:
             # If the store is down the estimate stays charged: conservative, never an overshoot.
             with contextlib.suppress(StoreUnavailable):
@@ -746,7 +746,7 @@ def settle_stored(
         rate._fallback.settle(stored, used, now)
     else:
         assert rate._store is not None
-        ticket.pending.append((rate._store, stored, used))
+        ticket.pending = [*ticket.pending, (rate._store, stored, used)]
 
 
 def _require_asyncio() -> None:

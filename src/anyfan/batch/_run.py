@@ -174,55 +174,29 @@ async def run(
     if settings.store is not None:
         await settings.store.ping()  # unreachable: say so now, before the job opens
     try:
-        return await _run_job(
+        with BatchJob.open(
             requests,
             results,
-            settings,
-            endpoint,
-            restart,
-            force,
-            retry_failed,
-            progress,
-            on_problem,
-            api_key,
-        )
+            job_options(settings),
+            restart=restart,
+            force=force,
+            default_url=endpoint,
+            on_problem=on_problem,
+            secrets=[api_key] if api_key else [],
+            retry_failed=retry_failed,
+        ) as job:
+            if progress != "off":
+                from ._lines import count_lines
+
+                job.progress = make_progress(
+                    progress, count_lines(requests), initial=job.counters.already_done
+                )
+            with contextlib.suppress(JobStopped):  # the summary says why
+                await send(job, settings)
+            return job.summary()
     finally:
         if settings.store is not None:
             await settings.store.aclose()
-
-
-async def _run_job(
-    requests: str | os.PathLike[str],
-    results: str | os.PathLike[str],
-    settings: SendSettings,
-    endpoint: str,
-    restart: bool,
-    force: bool,
-    retry_failed: bool,
-    progress: ProgressMode,
-    on_problem: Callable[[LineProblem], None] | None,
-    api_key: str | None,
-) -> BatchSummary:
-    with BatchJob.open(
-        requests,
-        results,
-        job_options(settings),
-        restart=restart,
-        force=force,
-        default_url=endpoint,
-        on_problem=on_problem,
-        secrets=[api_key] if api_key else [],
-        retry_failed=retry_failed,
-    ) as job:
-        if progress != "off":
-            from ._lines import count_lines
-
-            job.progress = make_progress(
-                progress, count_lines(requests), initial=job.counters.already_done
-            )
-        with contextlib.suppress(JobStopped):  # the summary says why
-            await send(job, settings)
-        return job.summary()
 
 
 def run_blocking(

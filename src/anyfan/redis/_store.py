@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -21,7 +22,7 @@ from .._core import (
 )
 from . import _script
 from ._connection import Connection, ConnectionLost
-from ._url import Address, parse_url
+from ._url import parse_url
 
 #: Error replies that mean "not now" (the server is starting, failing over, busy), alone
 #: or inside a script's error.
@@ -75,6 +76,7 @@ class RedisStore:
         "_outage",
         "_prefix",
         "_reconnect_for",
+        "_url",
         "round_trips",
     )
 
@@ -87,6 +89,7 @@ class RedisStore:
         reconnect_for: float = 10.0,
     ) -> None:
         self._address = parse_url(url)
+        self._url = url  # as given, for pickling; never shown (see `url`)
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a string, got {prefix!r}")
         self._prefix = prefix
@@ -106,7 +109,13 @@ class RedisStore:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as its settings (for multiprocessing, Dask): connections stay behind.
-        return (_rebuild, (self._address, self._prefix, self._connect_timeout, self._reconnect_for))
+        rebuild = functools.partial(
+            RedisStore,
+            prefix=self._prefix,
+            connect_timeout=self._connect_timeout,
+            reconnect_for=self._reconnect_for,
+        )
+        return (rebuild, (self._url,))
 
     @property
     def url(self) -> str:
@@ -228,18 +237,3 @@ class _Slot:
     def __init__(self) -> None:
         self.connection: Connection | None = None
         self.lock = anyio.Lock()
-
-
-def _rebuild(
-    address: Address, prefix: str, connect_timeout: float, reconnect_for: float
-) -> RedisStore:
-    store = RedisStore.__new__(RedisStore)
-    RedisStore.__init__(
-        store,
-        "redis://localhost",
-        prefix=prefix,
-        connect_timeout=connect_timeout,
-        reconnect_for=reconnect_for,
-    )
-    store._address = address
-    return store
