@@ -554,20 +554,15 @@ class Outcomes(Generic[T, R]):
         self._reorder: Reorderer[Outcome[T, R]] | None = Reorderer() if ordered else None
         self._ready: deque[Outcome[T, R]] = deque()
 
-    def __aiter__(self) -> Outcomes[T, R]:
-        return self
+    def __aiter__(self) -> AsyncIterator[Outcome[T, R]]:
+        # Unordered, the channel is the iterator: one coroutine per outcome.
+        return self if self._reorder is not None else self._receive
 
     async def __anext__(self) -> Outcome[T, R]:
         reorder = self._reorder
         if reorder is None:
-            try:
-                return await self._receive.get()
-            except anyio.EndOfStream:
-                raise StopAsyncIteration from None
+            return await anext(self._receive)
         while not self._ready:
-            try:
-                outcome = await self._receive.get()
-            except anyio.EndOfStream:
-                raise StopAsyncIteration from None
+            outcome = await anext(self._receive)
             self._ready.extend(reorder.push(outcome.index, outcome))
         return self._ready.popleft()
