@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import anyfan
@@ -171,3 +172,24 @@ async def test_channel_reader_that_never_waits_yields_once_per_capacity() -> Non
     # Taking a waiting entry is not a checkpoint; the capacity-th in a row is one.
     assert taken == [0, 1, 2]
     assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])
+async def test_stream_outcomes_can_be_taken_one_by_one(ordered: bool) -> None:
+    async def double(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return 2 * x
+
+    async with anyfan.stream(double, [1, 2, 3], ordered=ordered) as outcomes:
+        first = await anext(outcomes)  # not through `async for`: Outcomes' own __anext__
+        rest = [o async for o in outcomes]
+    assert sorted(o.value for o in [first, *rest]) == [2, 4, 6]
+    if ordered:
+        assert [o.index for o in [first, *rest]] == [0, 1, 2]
+    with pytest.raises(StopAsyncIteration):
+        await anext(outcomes)
+
+
+def test_channel_is_its_own_async_iterator() -> None:
+    channel: Channel[int] = Channel(1)
+    assert aiter(channel) is channel
