@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import anyfan
@@ -114,23 +115,23 @@ async def test_channel_wakes_writers_only_once_drained_to_a_quarter() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(writer)
         await anyio.wait_all_tasks_blocked()
-        assert await channel.get() == 0  # three left: above a quarter, no wake yet
+        assert await anext(channel) == 0  # three left: above a quarter, no wake yet
         await anyio.wait_all_tasks_blocked()
         assert not woken.is_set()
-        assert await channel.get() == 1
-        assert await channel.get() == 2  # one left: writers may refill
+        assert await anext(channel) == 1
+        assert await anext(channel) == 2  # one left: writers may refill
         await woken.wait()
     channel.close()
-    assert [await channel.get(), await channel.get()] == [3, 4]
-    with pytest.raises(anyio.EndOfStream):
-        await channel.get()
+    assert [await anext(channel), await anext(channel)] == [3, 4]
+    with pytest.raises(StopAsyncIteration):
+        await anext(channel)
 
 
 async def test_channel_reader_waits_for_a_writer() -> None:
     channel: Channel[Any] = Channel(2)
     async with anyio.create_task_group() as tg:
         tg.start_soon(channel.put, "x")
-        assert await channel.get() == "x"
+        assert await anext(channel) == "x"
 
 
 @pytest.mark.parametrize("guarded", [False, True], ids=["fast path", "policy path"])
@@ -156,3 +157,39 @@ async def test_stats_count_every_attempt_once_in_real_runs(guarded: bool) -> Non
     assert stats.started == stats.succeeded + stats.failed + stats.retried + stats.cancelled
     assert stats.failed == 10 + (0 if guarded else 10)
     assert stats.retried == (10 if guarded else 0)
+
+
+async def test_channel_reader_that_never_waits_yields_once_per_capacity() -> None:
+    channel: Channel[int] = Channel(4)
+    for i in range(4):
+        assert channel.try_put(i)
+    assert not channel.try_put(4)  # full
+    taken = []
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # so the first checkpoint reached raises
+        for _ in range(4):
+            taken.append(await anext(channel))
+    # Taking a waiting entry is not a checkpoint; the capacity-th in a row is one.
+    assert taken == [0, 1, 2]
+    assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])
+async def test_stream_outcomes_can_be_taken_one_by_one(ordered: bool) -> None:
+    async def double(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return 2 * x
+
+    async with anyfan.stream(double, [1, 2, 3], ordered=ordered) as outcomes:
+        first = await anext(outcomes)  # not through `async for`: Outcomes' own __anext__
+        rest = [o async for o in outcomes]
+    assert sorted(o.value for o in [first, *rest]) == [2, 4, 6]
+    if ordered:
+        assert [o.index for o in [first, *rest]] == [0, 1, 2]
+    with pytest.raises(StopAsyncIteration):
+        await anext(outcomes)
+
+
+def test_channel_is_its_own_async_iterator() -> None:
+    channel: Channel[int] = Channel(1)
+    assert aiter(channel) is channel

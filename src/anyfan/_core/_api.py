@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, TypeVar, Unpack, overload
 
 from ._engine import Outcomes
-from ._fan import Fan, Items, close_unstarted
+from ._fan import Items, close_unstarted, one_shot
 from ._hooks import OnPause, OnRetry
 from ._options import (
     DEFAULT_CONCURRENCY,
@@ -120,7 +120,7 @@ async def map(
         FanError: If a call failed and ``errors`` is ``"raise"`` or ``"collect"``.
         DeadlineExceeded: If ``deadline`` passed first.
     """
-    fan = Fan(
+    fan = one_shot(
         concurrency,
         timeout=timeout,
         errors=errors,
@@ -170,7 +170,7 @@ async def gather(
     if concurrency is None:
         concurrency = max(1, len(awaitables))
     try:
-        fan = Fan(check_concurrency(concurrency), errors=errors)
+        fan = one_shot(check_concurrency(concurrency), errors=errors)
     except BaseException:
         close_unstarted(awaitables)
         raise
@@ -237,7 +237,7 @@ def stream(
         on_pause: Called with a `PauseEvent` when a server's delay starts or
             extends the shared pause.
     """
-    fan = Fan(
+    fan = one_shot(
         concurrency,
         timeout=timeout,
         limits=limits,

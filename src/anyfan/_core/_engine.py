@@ -9,6 +9,7 @@ between them and the loop. No task is spent per item: a run starts at most
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import threading
 from collections import deque
@@ -21,7 +22,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-from ._aggregate import Collector
+from ._aggregate import PENDING, Collector
 from ._attempts import guarded as attempts_of
 from ._channel import Channel
 from ._clock import loop_clock
@@ -157,6 +158,7 @@ class Run(Generic[T, R]):
         width: int,
         timeout: float | None,
         deadline: float | None,
+        alone: bool = False,
         stats: Stats | None = None,
         policy: Policy | None = None,
         observer: Callable[[Outcome[Any, Any]], None] | None = None,
@@ -171,6 +173,9 @@ class Run(Generic[T, R]):
             # one call at a time, so the Fan's limit holds and nothing waits on itself.
             slots, width = Slots(1), 1
         self._slots = slots
+        # No other run or call shares the slots, and a run never has more
+        # workers than slots: taking one cannot fail, so the fast path skips it.
+        self._alone = alone
         self._stats = Stats() if stats is None else stats
         self._guarded = policy
         self._width = width
@@ -318,7 +323,7 @@ class Run(Generic[T, R]):
     async def _worker(self) -> None:
         cancelled = anyio.get_cancelled_exc_class()
         call, slots, stats, timeout = self._call, self._slots, self._stats, self._timeout
-        guarded, timed = self._guarded, self._timed
+        guarded, timed, alone = self._guarded, self._timed, self._alone
         deadline_scope = self._deadline_scope
         _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
         # A plain iterator is pulled inline (no coroutine per item), and a map
@@ -342,7 +347,11 @@ class Run(Generic[T, R]):
                     except BaseException as exc:
                         self._abort(exc)
                         return
-                    index = reserve()
+                    if results is not None:
+                        results.append(PENDING)
+                        index = len(results) - 1
+                    else:
+                        index = reserve()
                 else:
                     try:
                         pulled = await self._pull()
@@ -361,7 +370,7 @@ class Run(Generic[T, R]):
                 try:
                     if guarded is None:
                         # The fast path, inlined: one slot, one attempt.
-                        if not slots.try_acquire():  # no coroutine when a slot is free
+                        if not alone and not slots.try_acquire():  # no coroutine when free
                             await slots.acquire()
                         # Timed from the start of the call, not of the wait for a slot.
                         started = self._now() if timed else 0.0
@@ -384,7 +393,8 @@ class Run(Generic[T, R]):
                             stats.cancelled += 1
                             raise
                         finally:
-                            slots.release()
+                            if not alone:
+                                slots.release()
                         if error is None:
                             stats.succeeded += 1
                             if results is not None and (
@@ -445,7 +455,11 @@ class Run(Generic[T, R]):
                 self._all_workers_done()
 
     def _results_inline(self) -> list[Any] | None:
-        """The list a success may be stored in directly, bypassing `_deliver`."""
+        """The collector's list, if a success may be stored in it directly.
+
+        The worker then also reserves an item's place itself, by appending
+        `PENDING` (what `Collector.reserve` does, without a call per item).
+        """
         return None
 
     def _channel_inline(self) -> Channel[Outcome[T, R]] | None:
@@ -510,14 +524,9 @@ class StreamRun(Run[T, R]):
 
     def __init__(self, call: Callable[[T], Awaitable[R]], items: Any, **options: Any) -> None:
         super().__init__(call, items, **options)
-        self._next_index = 0
+        self._reserve = itertools.count().__next__  # type: ignore[method-assign]
         # Room for a few outcomes per worker lets writers refill in bursts.
         self.channel: Channel[Outcome[T, R]] = Channel(4 * self._width)
-
-    def _reserve(self) -> int:
-        index = self._next_index
-        self._next_index += 1
-        return index
 
     async def _deliver(
         self,
@@ -554,20 +563,15 @@ class Outcomes(Generic[T, R]):
         self._reorder: Reorderer[Outcome[T, R]] | None = Reorderer() if ordered else None
         self._ready: deque[Outcome[T, R]] = deque()
 
-    def __aiter__(self) -> Outcomes[T, R]:
-        return self
+    def __aiter__(self) -> AsyncIterator[Outcome[T, R]]:
+        # Unordered, the channel is the iterator: one coroutine per outcome.
+        return self if self._reorder is not None else self._receive
 
     async def __anext__(self) -> Outcome[T, R]:
         reorder = self._reorder
         if reorder is None:
-            try:
-                return await self._receive.get()
-            except anyio.EndOfStream:
-                raise StopAsyncIteration from None
+            return await anext(self._receive)
         while not self._ready:
-            try:
-                outcome = await self._receive.get()
-            except anyio.EndOfStream:
-                raise StopAsyncIteration from None
+            outcome = await anext(self._receive)
             self._ready.extend(reorder.push(outcome.index, outcome))
         return self._ready.popleft()

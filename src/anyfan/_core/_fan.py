@@ -50,6 +50,17 @@ def close_unstarted(awaitables: Iterable[Awaitable[Any]]) -> None:
             awaitable.close()
 
 
+def one_shot(concurrency: int, **options: Any) -> Fan:
+    """Return a `Fan` for one module-level call (``anyfan.map`` and the like).
+
+    Nobody else can reach it, so its one run has the slots to itself: with
+    no more workers than slots, a worker never has to take or give one back.
+    """
+    fan = Fan(concurrency, **options)
+    fan._alone = True
+    return fan
+
+
 class Fan:
     """A reusable fan-out engine.
 
@@ -86,6 +97,7 @@ class Fan:
         self._errors = check_errors(errors)
         self._policy = Policy(limits=limits, retry=retry, hooks=Hooks(on_retry, on_pause))
         self._slots = Slots(self._concurrency)
+        self._alone = False
         self._stats = Stats()
         self._caller = _call.Caller()
 
@@ -157,6 +169,7 @@ class Fan:
         timeout = options.get("timeout", self._timeout)
         return {
             "slots": self._slots,
+            "alone": self._alone,
             "stats": self._stats,
             "policy": policy if policy.active else None,
             "width": self._width(options.get("concurrency")),

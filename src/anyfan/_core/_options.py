@@ -21,9 +21,9 @@ ERROR_POLICIES: Final = ("raise", "collect", "return")
 #: inside the connection pools of the common HTTP clients (100 by default).
 DEFAULT_CONCURRENCY: Final = 32
 
-#: A task that never has to wait (a worker whose calls finish synchronously, a
-#: consumer whose channel is never empty) still yields to the event loop after
-#: this many items, so siblings, timeouts and cancellation get a turn.
+#: A worker that never has to wait (its calls finish synchronously) still yields
+#: to the event loop after this many items, so siblings, timeouts and
+#: cancellation get a turn. (A stream's consumer yields once per buffer's worth.)
 CHECKPOINT_EVERY: Final = 32
 
 
