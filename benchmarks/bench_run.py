@@ -726,7 +726,10 @@ def render(
             "(medians): the loop's floor and the built-in client from the table above; "
             "`anyfan run` is its client CPU in the peak table less its start-up (the CPU of "
             "`anyfan run` on an empty file, measured on each loop in the same rounds). Each "
-            "row but the first and last is the cost added over the row above.",
+            "row but the first and last is the cost added over the row above. At these rates "
+            "the kernel's share of a request (loopback TCP is charged to the sender) depends "
+            "on how requests and wake-ups batch, so a difference of a few µs is noise; a "
+            "negative row means the two were that close.",
             parts,
         ]
     blocks.append(_harness.targets_table(targets, quick=quick))

@@ -433,6 +433,7 @@ class StreamTransport:
         """Close every connection; stop the watchdog."""
         if self._watchdog is not None:
             self._watchdog.cancel()
+            self._watchdog = self._watchdog_task = None  # a later request starts another
         for connection in list(self._open):
             await self._close(connection)
         self._idle.clear()
