@@ -220,6 +220,18 @@ async def test_a_silent_server_times_out_and_the_connection_is_dropped() -> None
         assert not http._open
 
 
+async def test_a_closed_client_used_again_still_times_out() -> None:
+    async def silent(peer: Peer) -> None:
+        await peer.request()
+        await peer.request()  # never answers; waits for the client to close
+
+    async with serving(silent) as (_, url), client(timeout=0.2) as http:
+        for _ in range(2):
+            with anyio.fail_after(10), pytest.raises(RequestTimeout):  # not a hang
+                await http.post(url, b"{}")
+            await http.aclose()  # stops the watchdog; the next request starts another
+
+
 async def test_a_response_cut_short_by_the_deadline_times_out() -> None:
     # Framed by the end of the connection: the deadline's shutdown must not pass as that end.
     cut = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"par'

@@ -289,13 +289,12 @@ class StreamTransport:
             target = self._targets[url] = Target(url, self._headers)
         data = b"%s%d\r\n\r\n%s" % (target.head, len(body), body)
         if self._timeout is None:
-            return await self._post(target, data, NO_DEADLINE)
-        if self._watchdog is None:
-            self._start_watchdog()
-        return await self._post(target, data, self._now() + self._timeout)
-
-    async def _post(self, target: Target, data: bytes, deadline: float) -> HttpResponse:
-        while True:
+            deadline = NO_DEADLINE
+        else:
+            if self._watchdog is None:
+                self._start_watchdog()
+            deadline = self._now() + self._timeout
+        while True:  # in one coroutine: each frame between a task and its wait costs on resume
             connection = self._reuse(target.origin)
             if self._stale:
                 await self._close_stale()
