@@ -9,8 +9,9 @@ protocol-based client stays the default (it skips a stream layer); this one
 runs under trio, where it replaces httpx.
 
 Plain http skips the stream layers: the connection owns a non-blocking socket
-and waits with `anyio.wait_readable` / `anyio.wait_writable`, then reads what
-is there. On trio that is one wait and one ``recv`` per response where a
+and waits with `anyio.wait_readable` / `anyio.wait_writable` (on trio, trio's
+own ``wait_readable``, the same call without anyio's lookup of the backend),
+then reads what is there. On trio that is one wait and one ``recv`` per response where a
 stream would first try the read, fail and then wait. https goes through
 `anyio.connect_tcp` and anyio's TLS stream.
 
