@@ -220,6 +220,52 @@ async def test_a_silent_server_times_out_and_the_connection_is_dropped() -> None
         assert not http._open
 
 
+async def test_a_closed_client_used_again_still_times_out() -> None:
+    async def silent(peer: Peer) -> None:
+        await peer.request()
+        await peer.request()  # never answers; waits for the client to close
+
+    async with serving(silent) as (_, url), client(timeout=0.2) as http:
+        for _ in range(2):
+            with anyio.fail_after(10), pytest.raises(RequestTimeout):  # not a hang
+                await http.post(url, b"{}")
+            await http.aclose()  # stops the watchdog; the next request starts another
+
+
+async def test_a_response_cut_short_by_the_deadline_times_out() -> None:
+    # Framed by the end of the connection: the deadline's shutdown must not pass as that end.
+    cut = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"par'
+
+    async with serving(replying(cut)) as (_, url), client(timeout=0.2) as http:
+        with pytest.raises(RequestTimeout, match=r"no complete response within 0\.2 s"):
+            await http.post(url, b"{}")
+        assert not http._open
+
+
+async def test_a_request_cancelled_mid_exchange_drops_its_connection() -> None:
+    asked = anyio.Event()
+
+    async def silent(peer: Peer) -> None:
+        await peer.request()
+        asked.set()
+        await peer.request()  # never answers; waits for the client to close
+
+    async with serving(silent) as (_, url), client(timeout=None) as http:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(http.post, url, b"{}")
+            await asked.wait()
+            tg.cancel_scope.cancel()
+        assert not http._open  # never reused: its response may still come
+
+
+async def test_a_connection_idle_past_a_deadline_stays_usable() -> None:
+    async with serving(replying(OK, OK)) as (server, url), client(timeout=0.1) as http:
+        assert (await http.post(url, b"{}")).status == 200
+        await anyio.sleep(0.15)  # past the first request's deadline: the watchdog looked
+        assert (await http.post(url, b"{}")).status == 200
+        assert server.connections == 1  # the idle connection was not expired
+
+
 async def test_refused_connections_name_the_address() -> None:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -282,8 +328,11 @@ async def test_the_connection_limit_closes_idle_ones_first() -> None:
         assert first.connections == 1
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a cert")
-async def test_tls_is_used_verified_and_reused(tmp_path: Path) -> None:
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a cert")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
@@ -293,6 +342,11 @@ async def test_tls_is_used_verified_and_reused(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
+    return cert, key
+
+
+async def test_tls_is_used_verified_and_reused(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
     handlers = (
@@ -328,3 +382,37 @@ async def test_a_reset_names_the_error_and_a_large_request_is_written_whole() ->
         assert (await http.post(url, b"{}")).status == 200
         assert (await http.post(url, b"{}")).status == 200  # reset while reused: sent again
         assert server.connections == 3
+
+
+async def test_tls_handshakes_and_exchanges_time_out(
+    certificate: tuple[Path, Path], backend_name: str
+) -> None:
+    cert, key = certificate
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+
+    async def silent(peer: Peer) -> None:
+        await peer.request()
+        await peer.request()  # never answers; waits for the client to close
+
+    async def mute(stream: anyio.abc.ByteStream) -> None:  # accepts, never speaks TLS
+        async with stream:
+            with suppress(anyio.BrokenResourceError, anyio.EndOfStream):
+                await stream.receive()
+                await anyio.sleep_forever()
+
+    async with client(timeout=0.2) as http:
+        http._ssl = ssl.create_default_context(cafile=str(cert))
+        http._ssl.check_hostname = False
+        async with serving(silent, tls=server_tls) as (_, url):
+            with pytest.raises(RequestTimeout, match=r"no complete response within 0\.2 s"):
+                await http.post(url, b"{}")
+            assert not http._open
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+        async with tcp, anyio.create_task_group() as tg:
+            tg.start_soon(tcp.serve, mute)
+            with pytest.raises(RequestTimeout, match=r"could not connect within 0\.2 s"):
+                await http.post(f"https://127.0.0.1:{port}/v1", b"{}")
+            tg.cancel_scope.cancel()
+        assert not http._open
