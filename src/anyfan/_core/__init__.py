@@ -7,7 +7,7 @@ never from an underscored module, the way anyio re-exports its ``_core`` names.
 
 from ._api import gather, map, stream
 from ._budget import RetryBudget
-from ._clock import loop_token
+from ._clock import loop_clock, loop_token
 from ._engine import Outcomes, as_async, check_callable, is_async_callable
 from ._errors import CostTooLarge, DeadlineExceeded, FanError, Misuse, StoreUnavailable
 from ._fan import Fan, Items, close_unstarted
@@ -91,6 +91,7 @@ __all__ = [
     "install_telemetry",
     "installed_telemetry",
     "is_async_callable",
+    "loop_clock",
     "loop_token",
     "map",
     "note_sent",
