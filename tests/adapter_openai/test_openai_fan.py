@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -541,6 +542,69 @@ async def test_the_trace_reports_when_the_headers_go_out() -> None:
     await calls.acquire("item")
     await _SendWatcher(traced=True)(SimpleNamespace(extensions={"trace": print}))
     assert ADMITTED.get() is None
+
+
+@pytest.mark.anyio
+async def test_the_trace_leaves_the_request_once_its_headers_are_out() -> None:
+    from anyfan.openai._fan import _trace
+
+    ours = SimpleNamespace(extensions={"trace": _trace, "timeout": 1})
+    await _trace("http11.send_request_headers.started", {"request": ours})
+    assert ours.extensions == {"timeout": 1}  # httpcore calls nothing more for it
+    theirs = SimpleNamespace(extensions={"trace": print})
+    await _trace("http2.send_request_headers.started", {"request": theirs})
+    assert theirs.extensions == {"trace": print}  # a caller's own trace stays
+    await _trace("http11.send_request_headers.started", {})  # no request: nothing to drop
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_httpcore_traces_a_limited_request_only_until_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anyfan.openai import _fan as adapter
+    from anyfan.sim import Simulator
+
+    seen: list[str] = []
+    original = adapter._trace
+
+    async def spy(name: str, info: Any) -> None:
+        seen.append(name)
+        await original(name, info)
+
+    monkeypatch.setattr(adapter, "_trace", spy)
+    with Simulator(seed=1) as sim:
+        async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="sk-test") as client:
+            fan = ao.fan(client, rpm=6000)
+            (rate,) = fan.limits
+
+            async def ask(request: dict[str, Any]) -> Any:
+                return await fan.client.chat.completions.create(**request)
+
+            replies = await fan.map(ask, [REQUEST] * 3, concurrency=1)
+    assert len(replies) == 3
+    sent = [name for name in seen if name.endswith("send_request_headers.started")]
+    assert len(sent) == 3
+    # Nothing past the headers' write: no body, response or close events.
+    assert {name.split(".")[1] for name in seen} <= {"connect_tcp", "send_request_headers"}
+    assert rate.guard == pytest.approx(0.05)  # the delays were reported
+
+
+def test_a_copy_shares_the_platform_the_sdk_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anyfan.openai import _fan as adapter
+
+    monkeypatch.setattr(adapter, "_learning", weakref.WeakSet())  # no other test's copies
+    known = _async_client()
+    known._platform = "Linux"
+    assert ao.fan(known, rpm=10).client._platform == "Linux"
+    # A fresh client's copies learn it alone, and tell the copies made after them.
+    fresh = _async_client()
+    first = ao.fan(fresh, rpm=10)
+    assert first.client._platform is None
+    first.client._platform = "Linux"  # as the SDK sets it on its first request
+    assert ao.fan(fresh, rpm=10).client._platform == "Linux"
+    assert fresh._platform is None  # the caller's client is left alone
+    assert len(adapter._learning) == 0
 
 
 def test_report_delay_ignores_nonsense() -> None:

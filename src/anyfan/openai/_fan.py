@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -293,7 +294,9 @@ def _adapt(
         if capped is not None:
             changes["timeout"] = capped
     if changes and _copyable(client):
+        original = client
         client = getattr(client, "with_options")(**changes)  # noqa: B009 - typed as C
+        _share_platform(original, client)
     elif "max_retries" in changes:
         log.warning(
             "%s has no with_options(): its own retries (max_retries=%s) stay on, "
@@ -306,6 +309,33 @@ def _adapt(
         if calibrate:
             follow_headers(client, requests=requests, tokens=tokens)
     return client
+
+
+#: Copies made before their SDK knew its platform; the first to learn it tells later copies.
+_learning: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _share_platform(original: object, copy: object) -> None:
+    """Give the SDK's copy the platform the SDK has found already, if any client has.
+
+    The SDK finds its platform (for its ``X-Stainless-OS`` header) once per
+    client, in a worker thread, on the first request: a fresh copy would do
+    so again for every request it sends before the first one returns (up to
+    a whole first wave, each a thread hop: about 5% of the CPU of a
+    600-request job, measured). The platform is the process's, so the value
+    any client found serves every copy; until one has, copies learn it alone.
+    """
+    if getattr(copy, "_platform", True) is not None:
+        return  # not an SDK client, or one that knows already
+    known = getattr(original, "_platform", None)
+    if known is None:
+        known = next((p for c in list(_learning) if (p := getattr(c, "_platform", None))), None)
+    if known is None:
+        with contextlib.suppress(TypeError):  # a client that cannot be weakly referenced
+            _learning.add(copy)
+        return
+    _learning.clear()
+    setattr(copy, "_platform", known)  # noqa: B010 - the SDK's private cache
 
 
 class OpenAIFan(Fan, Generic[C]):
@@ -683,9 +713,18 @@ _SENDING: Final = frozenset(
 
 
 async def _trace(name: str, info: Any) -> None:
-    """The ``trace`` extension of httpcore: the headers' write is when the request leaves."""
+    """The ``trace`` extension of httpcore: the headers' write is when the request leaves.
+
+    Once that is known, it takes itself off the request: httpcore would
+    otherwise call it about ten times a request, twice per step (sending the
+    body, receiving the headers and the body, closing), each a coroutine.
+    """
     if name in _SENDING:
         note_sent()
+        request = info.get("request") if type(info) is dict else None
+        extensions = getattr(request, "extensions", None)
+        if type(extensions) is dict and extensions.get("trace") is _trace:
+            del extensions["trace"]
 
 
 class _SendWatcher:
