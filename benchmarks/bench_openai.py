@@ -920,8 +920,9 @@ def _render(
         f"to the bare SDK is the cost of long-lived workers instead of a task per call. "
         f"Batches are {paired_batch // concurrency} waves long, because every side "
         f"starts its calls afresh each round, and anyfan's engine starts its workers one per "
-        f"event-loop turn where `gather` starts them all at once; on 150-request batches that "
-        f"start alone cost plain anyio workers about 10% more CPU with `DefaultAioHttpClient`. "
+        f"event-loop turn where `gather` starts them all at once (in a separate probe, on "
+        f"150-request batches, that start alone cost plain anyio workers about 10% more CPU "
+        f"with `DefaultAioHttpClient`). "
         f"The RPM case sends "
         f"{rpm_n:,} requests with the same "
         f"{rpm:,} RPM limit on the simulator (enforced in 1-second slices) and on the client; "
@@ -943,6 +944,9 @@ def _render(
         "anyfan's own cost, part by part, around a no-op call (in one process; the share is "
         "of the bare SDK's CPU per request with `DefaultAioHttpClient`, the leaner transport):",
         parts_table,
+        "Around a real request the same code costs several times its no-op figure (colder "
+        "caches, more collections of a heap full of the SDK's objects), so these figures rank "
+        "the parts, and the paired table gives the total.",
         "Under an RPM limit:",
         limited_table,
     ]
