@@ -590,21 +590,53 @@ async def test_httpcore_traces_a_limited_request_only_until_it_is_sent(
     assert rate.guard == pytest.approx(0.05)  # the delays were reported
 
 
-def test_a_copy_shares_the_platform_the_sdk_found(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def platform_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No client in this process has found its platform yet, as far as the adapter knows."""
     from anyfan.openai import _fan as adapter
 
-    monkeypatch.setattr(adapter, "_learning", weakref.WeakSet())  # no other test's copies
+    monkeypatch.setattr(adapter, "_found", [])
+    monkeypatch.setattr(adapter, "_learning", weakref.WeakSet())
+
+
+@pytest.mark.usefixtures("platform_unknown")
+def test_a_copy_shares_the_platform_its_original_found() -> None:
     known = _async_client()
     known._platform = "Linux"
     assert ao.fan(known, rpm=10).client._platform == "Linux"
-    # A fresh client's copies learn it alone, and tell the copies made after them.
+    assert ao.fan(_async_client(), rpm=10).client._platform == "Linux"  # the process's
+
+
+@pytest.mark.usefixtures("platform_unknown")
+def test_a_copy_that_learns_the_platform_tells_later_copies() -> None:
     fresh = _async_client()
     first = ao.fan(fresh, rpm=10)
     assert first.client._platform is None
     first.client._platform = "Linux"  # as the SDK sets it on its first request
-    assert ao.fan(fresh, rpm=10).client._platform == "Linux"
+    assert ao.fan(fresh, rpm=10).client._platform == "Linux"  # from the live copy
     assert fresh._platform is None  # the caller's client is left alone
-    assert len(adapter._learning) == 0
+
+
+@pytest.mark.usefixtures("platform_unknown")
+def test_a_fan_that_goes_leaves_its_copys_platform_behind() -> None:
+    first = ao.fan(_async_client(), rpm=10)
+    copy = weakref.ref(first.client)
+    first.client._platform = "Linux"
+    del first
+    gc.collect()
+    assert copy() is None  # the copy lives no longer than its Fan
+    assert ao.fan(_async_client(), rpm=10).client._platform == "Linux"
+
+
+@pytest.mark.usefixtures("platform_unknown")
+def test_copies_that_never_learn_the_platform_leave_nothing_behind() -> None:
+    from anyfan.openai import _fan as adapter
+
+    first = ao.fan(_async_client(), rpm=10)
+    del first
+    gc.collect()
+    assert adapter._found == []
+    assert ao.fan(_async_client(), rpm=10).client._platform is None
 
 
 def test_report_delay_ignores_nonsense() -> None:

@@ -270,6 +270,7 @@ def _capped(timeout: Any, most: float) -> Any:
 def _adapt(
     client: C,
     *,
+    owner: object,
     retries: bool,
     request_timeout: float | None,
     requests: Rate | None,
@@ -296,7 +297,7 @@ def _adapt(
     if changes and _copyable(client):
         original = client
         client = getattr(client, "with_options")(**changes)  # noqa: B009 - typed as C
-        _share_platform(original, client)
+        _share_platform(original, client, owner)
     elif "max_retries" in changes:
         log.warning(
             "%s has no with_options(): its own retries (max_retries=%s) stay on, "
@@ -311,31 +312,57 @@ def _adapt(
     return client
 
 
-#: Copies made before their SDK knew its platform; the first to learn it tells later copies.
+#: The platform the SDK found, once any client or copy has: a process has one.
+_found: list[Any] = []
+#: Copies made before their SDK knew its platform, while they live.
 _learning: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _share_platform(original: object, copy: object) -> None:
+def _share_platform(original: object, copy: object, owner: object) -> None:
     """Give the SDK's copy the platform the SDK has found already, if any client has.
 
     The SDK finds its platform (for its ``X-Stainless-OS`` header) once per
     client, in a worker thread, on the first request: a fresh copy would do
     so again for every request it sends before the first one returns (up to
-    a whole first wave, each a thread hop: about 5% of the CPU of a
-    600-request job, measured). The platform is the process's, so the value
-    any client found serves every copy; until one has, copies learn it alone.
+    a whole first wave, each a thread hop: 100 in a 600-request job,
+    measured). The platform is the process's, so what any client found
+    serves every copy. Until one has, a copy learns it alone, and tells the
+    copies made after it: while it lives, and when ``owner`` (its Fan) goes.
     """
     if getattr(copy, "_platform", True) is not None:
         return  # not an SDK client, or one that knows already
     known = getattr(original, "_platform", None)
-    if known is None:
-        known = next((p for c in list(_learning) if (p := getattr(c, "_platform", None))), None)
-    if known is None:
-        with contextlib.suppress(TypeError):  # a client that cannot be weakly referenced
-            _learning.add(copy)
+    if known is not None:
+        _learned(known)
+    else:
+        known = _known_platform()
+    if known is not None:
+        setattr(copy, "_platform", known)  # noqa: B010 - the SDK's private cache
         return
-    _learning.clear()
-    setattr(copy, "_platform", known)  # noqa: B010 - the SDK's private cache
+    with contextlib.suppress(TypeError):  # a client that cannot be weakly referenced
+        _learning.add(copy)
+    # The Fan holds its copy anyway: this keeps it no longer than the Fan lives.
+    weakref.finalize(owner, _learn_from, copy).atexit = False
+
+
+def _known_platform() -> Any:
+    """The platform the SDK found in this process, or ``None`` while no client knows it."""
+    if not _found:
+        for copy in list(_learning):
+            _learn_from(copy)
+    return _found[0] if _found else None
+
+
+def _learn_from(copy: object) -> None:
+    platform = getattr(copy, "_platform", None)
+    if platform is not None:
+        _learned(platform)
+
+
+def _learned(platform: object) -> None:
+    if not _found:
+        _found.append(platform)
+        _learning.clear()
 
 
 class OpenAIFan(Fan, Generic[C]):
@@ -444,6 +471,7 @@ def fan(
     built: OpenAIFan[Any] = OpenAIFan(None, **fan_options)  # checks the options first
     built._client = _adapt(
         client,
+        owner=built,
         retries=fan_options["retry"] is not None,
         request_timeout=request_timeout,
         requests=requests,
@@ -563,6 +591,7 @@ def blocking_fan(
         built._owns_client = True
     built._client = _adapt(
         client,
+        owner=built,
         retries=fan_options["retry"] is not None,
         request_timeout=request_timeout,
         requests=requests,
