@@ -572,3 +572,16 @@ def test_native_clocks() -> None:
         assert native_clock(fast) is time.monotonic  # exact, unlike uvloop's cached ms time
     finally:
         fast.close()
+
+
+def test_a_rate_forgets_the_limits_that_watched_it_once_they_are_gone() -> None:
+    import gc
+
+    rate = Rate(10, per=1.0)
+    limits = Limits([rate])
+    other = Limits([rate])
+    assert len(rate._watchers) == 2
+    del limits
+    gc.collect()
+    assert [ref() for ref in rate._watchers] == [other]
+    rate._notify()  # pokes only the live one (nobody waits: nothing happens)

@@ -232,11 +232,22 @@ class Run(Generic[T, R]):
             self._fatal = exc
         self.stop()
 
-    def _spawn(self) -> None:
+    def _spawn(self, count: int = 1) -> None:
         assert self._tg is not None
-        self._spawned += 1
-        self._live += 1
-        self._tg.start_soon(self._worker)
+        self._spawned += count
+        self._live += count
+        for _ in range(count):
+            self._tg.start_soon(self._worker)
+
+    def _grow(self) -> None:
+        """Double the workers (up to the width): an item was just pulled, so more may follow.
+
+        One new worker per pulled item would take one event-loop turn per
+        worker to reach full width; 100 workers then start their first calls
+        over 100 turns instead of about 7, and a fan-out of short batches pays
+        that ramp each time.
+        """
+        self._spawn(min(self._spawned, self._width - self._spawned))
 
     @asynccontextmanager
     async def running(self, *, stop_on_exit: bool) -> AsyncIterator[None]:
@@ -364,7 +375,7 @@ class Run(Generic[T, R]):
                         return
                     index, item = pulled
                 if self._spawned < self._width:
-                    self._spawn()
+                    self._grow()
                 value: Any
                 error: Exception | None
                 try:
