@@ -639,6 +639,19 @@ def test_copies_that_never_learn_the_platform_leave_nothing_behind() -> None:
     assert ao.fan(_async_client(), rpm=10).client._platform is None
 
 
+@pytest.mark.usefixtures("platform_unknown")
+def test_a_copy_that_is_not_an_sdk_client_or_knows_its_platform_is_left_alone() -> None:
+    from anyfan.openai import _fan as adapter
+
+    not_a_client = SimpleNamespace()
+    adapter._share_platform(SimpleNamespace(_platform="Linux"), not_a_client, object())
+    assert not hasattr(not_a_client, "_platform")
+    knows = SimpleNamespace(_platform="Darwin")
+    adapter._share_platform(SimpleNamespace(_platform="Linux"), knows, object())
+    assert knows._platform == "Darwin"
+    assert adapter._found == []  # nothing learned from a copy it did not touch
+
+
 def test_report_delay_ignores_nonsense() -> None:
     rate = Rate(600, per=60)
     rate.report_delay(-1.0, now=0.0)
