@@ -484,14 +484,18 @@ class TestTimed:
 async def test_timeout_of_a_sync_call_that_overruns_in_its_thread() -> None:
     # A thread cannot be interrupted: the call is waited for, then its late result dropped.
     # Real clocks only: a MockClock would autojump while the (untracked) threads run.
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def call(i: int) -> int:
         if i == 1:
+            started.set()
             release.wait(30)  # a hang guard only: the test sets it
         return i
 
     async def release_after_the_timeout() -> None:
+        # Counted from the call's start (its timeout began before it), not from this
+        # task's: a slow start of the map on a loaded machine cannot eat into it.
+        await anyio.to_thread.run_sync(started.wait, 30)
         await anyio.sleep(0.1)  # twice the timeout, so it has certainly expired
         release.set()
 
