@@ -343,6 +343,8 @@ def test_bad_arguments_are_named() -> None:
         Rate(1, store=store, key="k", on_store_error="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="local_share"):
         Rate(1, store=store, key="k", local_share=2)
+    with pytest.raises(ValueError, match="local_share must be a number above 0 to 1"):
+        Rate(1, store=store, key="k", local_share=0)
     with pytest.raises(ValueError, match="redis://"):
         anyfan.redis.RedisStore("http://localhost")
     with pytest.raises(TypeError, match="prefix"):

@@ -128,8 +128,7 @@ class Rate:
         self._store, self._key = _check_store(store, key)
         if on_store_error not in ("raise", "local"):
             raise ValueError(f'on_store_error must be "raise" or "local", got {on_store_error!r}')
-        # Positive, and at most the whole limit: the one validator's two checks.
-        share = check_number(check_number(local_share, "local_share"), "local_share", at_most=1)
+        share = check_number(local_share, "local_share", at_most=1)  # some, up to all
         self._local_share = share
         # The local stand-in while the store is down ("local"), at its share of the limit.
         self._fallback = (

@@ -151,7 +151,7 @@ class Retry:
         share = (
             float(jitter)
             if isinstance(jitter, bool)
-            else check_number(jitter, "jitter", at_most=1.0)
+            else check_number(jitter, "jitter", positive=False, at_most=1.0)
         )
         self._backoff = Backoff(base, cap, share)
         self.deadline = check_optional_number(deadline, "deadline")

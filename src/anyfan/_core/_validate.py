@@ -38,8 +38,10 @@ def check_number(
         raise TypeError(f"{name} must be a number, got {value!r}")
     assert isinstance(value, int | float)
     if at_most is not None:
-        if not 0 <= value <= at_most:  # NaN fails too
-            raise ValueError(f"{name} must be a number from 0 to {at_most:g}, got {value!r}")
+        lowest_ok = value > 0 if positive else value >= 0
+        if not (lowest_ok and value <= at_most):  # NaN fails both
+            lowest = "above 0" if positive else "from 0"
+            raise ValueError(f"{name} must be a number {lowest} to {at_most:g}, got {value!r}")
     elif not math.isfinite(value) or value < 0 or (positive and value == 0):
         kind = "positive" if positive else "non-negative"
         raise ValueError(f"{name} must be a {kind}, finite number, got {value!r}")
