@@ -240,6 +240,7 @@ def paired(spec: dict[str, Any]) -> dict[str, Any]:
                     if outcome["errors"]:
                         return {"error": f"{side}: {outcome['errors']} requests failed"}
             retried = fan.stats.retried
+            calls = {side: await _calls_per_request(run, len(batch)) for side, run in sides.items()}
         return {
             "cpu": {side: sum(times) for side, times in spent.items()},
             # Each side's CPU over the bare SDK's in the same round.
@@ -250,9 +251,34 @@ def paired(spec: dict[str, Any]) -> dict[str, Any]:
             },
             "requests": spec["batch"] * spec["rounds"],
             "retried": retried,
+            "calls": calls,
         }
 
     return asyncio.run(main())
+
+
+async def _calls_per_request(run: Callable[[], Awaitable[Any]], requests: int) -> float:
+    """Function calls per request of one more batch: the work done, free of timing noise.
+
+    Every Python function entered (a coroutine each time it resumes) and every
+    builtin called counts one, through `sys.setprofile`. Unlike CPU time this
+    barely moves between runs, so it separates what a side executes from how
+    fast the machine happens to execute it.
+    """
+    count = 0
+
+    def counted(frame: Any, event: str, arg: Any) -> None:
+        nonlocal count
+        if event == "call" or event == "c_call":
+            count += 1
+
+    gc.collect()
+    sys.setprofile(counted)
+    try:
+        await run()
+    finally:
+        sys.setprofile(None)
+    return count / requests
 
 
 #: The parts of ``anyfan.openai.fan`` measured on their own, in `parts`.
@@ -627,6 +653,16 @@ def _brief_pair(pair: dict[str, Any]) -> str:
     return "over bare, median of rounds: " + ", ".join(parts)
 
 
+def _calls_cell(calls: dict[str, float], side: str) -> str:
+    """A side's function calls per request, and for the others their excess over the bare SDK's."""
+    mine, bare = calls.get(side), calls.get("bare")
+    if mine is None or bare is None:
+        return ""
+    if side == "bare":
+        return f"{mine:,.0f}"
+    return f"{mine:,.0f} ({mine - bare:+,.0f}, {mine / bare - 1:+.1%})"
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -826,15 +862,17 @@ def _render(
     ):
         pair = pairs[transport]
         if _overhead(pair) is None:
-            pair_rows.append((label, f"error: {pair.get('error')}", "", "", "", ""))
+            pair_rows.append((label, f"error: {pair.get('error')}", "", "", "", "", ""))
             continue
         requests = pair["requests"]
         bare_cpu = pair["cpu"]["bare"]
+        calls = pair.get("calls", {})
         for side, side_label in PAIRED_LABELS:
             us = f"{pair['cpu'][side] / requests * 1e6:,.0f}"
             spread = _spread(pair, side)
+            work = _calls_cell(calls, side)
             if spread is None:
-                pair_rows.append((label, side_label, us, "", "", ""))
+                pair_rows.append((label, side_label, us, "", "", "", work))
                 continue
             pair_rows.append(
                 (
@@ -844,6 +882,7 @@ def _render(
                     f"**{spread[0]:+.1%}**" if side == "anyfan" else f"{spread[0]:+.1%}",
                     f"{spread[1]:+.1%} to {spread[2]:+.1%}",
                     f"{pair['cpu'][side] / bare_cpu - 1:+.1%}",
+                    work,
                 )
             )
     paired_table = _harness.table(
@@ -854,6 +893,7 @@ def _render(
             "over the bare SDK, median of rounds",
             "least to most of rounds",
             "over the bare SDK, all rounds",
+            "function calls per request (over the bare SDK)",
         ),
         pair_rows,
     )
@@ -919,10 +959,9 @@ def _render(
         f"sharing one iterator, as anyfan's engine does, with none of anyfan's code: its gap "
         f"to the bare SDK is the cost of long-lived workers instead of a task per call. "
         f"Batches are {paired_batch // concurrency} waves long, because every side "
-        f"starts its calls afresh each round, and anyfan's engine starts its workers one per "
-        f"event-loop turn where `gather` starts them all at once (in a separate probe, on "
-        f"150-request batches, that start alone cost plain anyio workers about 10% more CPU "
-        f"with `DefaultAioHttpClient`). "
+        f"starts its calls afresh each round, and anyfan's engine starts its workers over a "
+        f"few event-loop turns (doubling them per item pulled) where `gather` starts them "
+        f"all at once, so shorter batches would weigh that start more than a real job does. "
         f"The RPM case sends "
         f"{rpm_n:,} requests with the same "
         f"{rpm:,} RPM limit on the simulator (enforced in 1-second slices) and on the client; "
@@ -941,6 +980,12 @@ def _render(
         "anyfan's own cost, paired (CPU µs per request over all rounds; each side against "
         "the bare SDK in the same round):",
         paired_table,
+        "The last column counts the work each side does rather than timing it: every "
+        "Python function entered (a coroutine each time it resumes) and every builtin "
+        "called during one more batch, through `sys.setprofile`, per request. It hardly "
+        "moves between runs. Where a side's CPU is further over the bare SDK's than its "
+        "calls are, the difference is not code it runs but how fast the machine runs the "
+        "same code (see docs/explanation/performance.md).",
         "anyfan's own cost, part by part, around a no-op call (in one process; the share is "
         "of the bare SDK's CPU per request with `DefaultAioHttpClient`, the leaner transport):",
         parts_table,
