@@ -19,6 +19,7 @@ from strategies import (
     CountingInput,
     Job,
     Probe,
+    check_is_a_genuine_outcome,
     clocked_backend,
     trio_mock_clock,
 )
@@ -324,3 +325,27 @@ async def test_elapsed_is_the_calls_own_time() -> None:
 
 async def _extend(outcomes: list[Any], stream: Any) -> None:
     outcomes.extend(await collect(stream))
+
+
+@pytest.mark.parametrize(
+    "route", ["buffer", "observer", "map observer"], ids=["buffer", "observer", "map observer"]
+)
+async def test_engine_built_outcomes_are_genuine_outcomes(route: str) -> None:
+    """The engine builds outcomes its own faster way; they are Outcomes in every respect."""
+
+    async def double(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return 2 * x
+
+    seen: list[Outcome[int, int]] = []
+    if route == "map observer":
+        await anyfan.map(double, range(3), on_outcome=seen.append)
+    elif route == "observer":
+        # An observer sends every outcome the slow way, through `_deliver`.
+        await collect(anyfan.stream(double, range(3), on_outcome=seen.append))
+    else:
+        await collect(anyfan.stream(double, range(3)), seen)
+    assert sorted(o.index for o in seen) == [0, 1, 2]
+    for outcome in seen:
+        twin = Outcome(outcome.index, outcome.index, 2 * outcome.index, None, 1, outcome.elapsed)
+        check_is_a_genuine_outcome(outcome, twin)

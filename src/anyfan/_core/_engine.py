@@ -29,7 +29,7 @@ from ._clock import loop_clock
 from ._errors import DeadlineExceeded, Misuse
 from ._options import CHECKPOINT_EVERY
 from ._ordering import Reorderer
-from ._outcome import Outcome
+from ._outcome import Outcome, make_outcome
 from ._policy import Policy
 from ._slots import Slots
 from ._stats import Stats
@@ -422,7 +422,7 @@ class Run(Generic[T, R]):
                             channel is not None
                             and (deadline_scope is None or not deadline_scope.cancel_called)
                             and channel.try_put(
-                                Outcome(index, item, value, error, 1, self._now() - started)
+                                make_outcome(index, item, value, error, 1, self._now() - started)
                             )
                         ):
                             # A stream outcome with room in the buffer: no coroutine.
@@ -514,7 +514,7 @@ class MapRun(Run[T, R]):
     ) -> bool:
         if self._observer is not None:
             elapsed = self._now() - started
-            self._observer(Outcome(index, item, value, error, attempts, elapsed))
+            self._observer(make_outcome(index, item, value, error, attempts, elapsed))
         if error is None:
             self.collector.results[index] = value
             return False
@@ -548,7 +548,7 @@ class StreamRun(Run[T, R]):
         attempts: int,
         started: float,
     ) -> bool:
-        outcome = Outcome(index, item, value, error, attempts, self._now() - started)
+        outcome = make_outcome(index, item, value, error, attempts, self._now() - started)
         if self._observer is not None:
             self._observer(outcome)
         await self.channel.put(outcome)
