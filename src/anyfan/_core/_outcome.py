@@ -73,7 +73,7 @@ _set_attempts = _slot_setter("attempts")
 _set_elapsed = _slot_setter("elapsed")
 
 
-class _Draft(Generic[T, R]):
+class OutcomeDraft(Generic[T, R]):
     """An `Outcome` being built: the same slots in the same order, but mutable.
 
     A frozen dataclass's custom ``__setattr__`` keeps the interpreter from
@@ -81,6 +81,8 @@ class _Draft(Generic[T, R]):
     field. A draft's stores are plain slot writes; once filled, its class is
     switched to `Outcome`, which the identical layout allows. The result is an
     ordinary `Outcome` (frozen, hashable, picklable) for about half the cost.
+    Only `make_outcome` and the engine's stream worker build drafts, and never
+    let one out before its class is switched.
     """
 
     __slots__ = ("attempts", "elapsed", "error", "index", "item", "value")
@@ -103,7 +105,7 @@ def make_outcome(
 
     For the engine's hot paths, which build one per item; users call `Outcome`.
     """
-    draft: Any = _new(_Draft)
+    draft: Any = _new(OutcomeDraft)
     draft.index = index
     draft.item = item
     draft.value = value
