@@ -26,47 +26,57 @@ class Channel(Generic[X]):
     reader next takes the buffer. A reader that takes a batch without having
     had to wait for it yields to the scheduler once, so a reader that never
     finds the buffer empty still yields at least once per ``capacity`` entries.
+
+    A writer on a hot path may do what `try_put` does inline, saving a call
+    per entry: append to `entries` (read afresh each time: the reader swaps
+    it out) while it holds fewer than `capacity`, then `wake_reader` if
+    `reader_waiting` is set.
     """
 
-    __slots__ = ("_batch", "_capacity", "_closed", "_entries", "_has_entries", "_has_room")
+    __slots__ = ("_batch", "_closed", "_has_room", "capacity", "entries", "reader_waiting")
 
     def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._entries: deque[X] = deque()
+        self.capacity = capacity
+        #: The writers' buffer; the reader replaces it with an empty one when it takes it.
+        self.entries: deque[X] = deque()
         self._batch: deque[X] = deque()
         self._closed = False
-        self._has_entries: anyio.Event | None = None
+        #: Set while the reader waits for an entry.
+        self.reader_waiting: anyio.Event | None = None
         self._has_room: anyio.Event | None = None
 
     async def put(self, entry: X) -> None:
         """Append ``entry``, waiting while the buffer is full."""
-        while len(self._entries) >= self._capacity:
+        while len(self.entries) >= self.capacity:
             if self._has_room is None:
                 self._has_room = anyio.Event()
             await self._has_room.wait()
-        self._entries.append(entry)
-        if self._has_entries is not None:
-            self._has_entries.set()
-            self._has_entries = None
+        self.entries.append(entry)
+        if self.reader_waiting is not None:
+            self.wake_reader()
 
     def try_put(self, entry: X) -> bool:
         """Append ``entry`` if there is room, without suspending; return whether it was."""
-        # `self._entries` is read afresh on every call: the reader swaps it out.
-        entries = self._entries
-        if len(entries) >= self._capacity:
+        # `self.entries` is read afresh on every call: the reader swaps it out.
+        entries = self.entries
+        if len(entries) >= self.capacity:
             return False
         entries.append(entry)
-        if self._has_entries is not None:
-            self._has_entries.set()
-            self._has_entries = None
+        if self.reader_waiting is not None:
+            self.wake_reader()
         return True
+
+    def wake_reader(self) -> None:
+        """Wake the reader waiting for an entry (`reader_waiting` must be set)."""
+        assert self.reader_waiting is not None
+        self.reader_waiting.set()
+        self.reader_waiting = None
 
     def close(self) -> None:
         """Say no more entries will come; the reader ends once it has taken the rest."""
         self._closed = True
-        if self._has_entries is not None:
-            self._has_entries.set()
-            self._has_entries = None
+        if self.reader_waiting is not None:
+            self.wake_reader()
 
     def __aiter__(self) -> Channel[X]:
         return self
@@ -83,25 +93,25 @@ class Channel(Generic[X]):
 
     async def _refill(self) -> X:
         """Take the whole buffer as the next batch, waiting for entries if it is empty."""
-        if self._entries:
+        if self.entries:
             self._take()
             # Not having waited, yield once, after the swap: writers can
             # already use the room meanwhile, and if this checkpoint raises,
             # the batch stays for the next read.
             await anyio.lowlevel.checkpoint()
         else:
-            while not self._entries:
+            while not self.entries:
                 if self._closed:
                     raise StopAsyncIteration
                 # One reader, so no event can be pending here: each wait gets a fresh one.
-                self._has_entries = anyio.Event()
-                await self._has_entries.wait()
+                self.reader_waiting = anyio.Event()
+                await self.reader_waiting.wait()
             self._take()
         return self._batch.popleft()
 
     def _take(self) -> None:
         # The batch is empty, so it becomes the writers' new buffer.
-        self._batch, self._entries = self._entries, self._batch
+        self._batch, self.entries = self.entries, self._batch
         if self._has_room is not None:
             self._has_room.set()
             self._has_room = None

@@ -585,7 +585,7 @@ class StreamRun(Run[T, R]):
         cancelled = anyio.get_cancelled_exc_class()
         call, slots, stats, alone = self._call, self._slots, self._stats, self._alone
         deadline_scope, channel, now = self._deadline_scope, self.channel, self._now
-        new = object.__new__
+        new, capacity = object.__new__, channel.capacity
         _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
         growing = True
         try:
@@ -639,7 +639,13 @@ class StreamRun(Run[T, R]):
                     outcome.attempts = 1
                     outcome.elapsed = now() - started
                     outcome.__class__ = Outcome
-                    if not channel.try_put(outcome):
+                    # `channel.try_put`, inlined (as its docstring allows): ~3% again.
+                    entries = channel.entries
+                    if len(entries) < capacity:
+                        entries.append(outcome)
+                        if channel.reader_waiting is not None:
+                            channel.wake_reader()
+                    else:
                         await channel.put(outcome)
                 except cancelled:
                     raise
