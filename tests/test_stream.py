@@ -220,8 +220,8 @@ async def test_items_are_pulled_lazily_even_with_a_slow_consumer(concurrency: in
             if consumed == 50:
                 break
     assert max(running) <= concurrency
-    # One item per worker, a buffer of four outcomes per slot, and one outcome
-    # handed straight to the waiting consumer but not yet seen by it.
+    # One item per worker, four outcomes per worker held (a full buffer of two
+    # plus the consumer's batch of up to two), and one more taken but not yet seen.
     assert max(ahead) <= 5 * concurrency + 1
     probe.assert_settled()
 
