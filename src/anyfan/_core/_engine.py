@@ -575,12 +575,12 @@ class StreamRun(Run[T, R]):
 
         The same steps in the same order, minus every branch such a stream
         cannot take; at about 3 µs per item every branch and attribute read
-        shows (docs: performance). Two differences. It yields to the scheduler
-        only where it must wait (a slot, a full buffer) or where the call does:
-        the buffer is bounded, so workers whose calls never suspend still wait
-        for the consumer after at most ``2 * width`` outcomes between them, and
-        the periodic checkpoint `_worker` takes would cost a task switch per
-        ``CHECKPOINT_EVERY`` items on top of the call's own.
+        shows (docs: performance). One difference: it yields to the scheduler
+        only where it must wait (a slot, a full buffer) or where the call does.
+        The buffer is bounded, so workers whose calls never suspend still wait
+        for the consumer after at most ``2 * width`` outcomes between them,
+        while the periodic checkpoint `_worker` takes would cost a task switch
+        per ``CHECKPOINT_EVERY`` items on top of the call's own.
         """
         cancelled = anyio.get_cancelled_exc_class()
         call, slots, stats, alone = self._call, self._slots, self._stats, self._alone
@@ -630,7 +630,7 @@ class StreamRun(Run[T, R]):
                             slots.release()
                     if deadline_scope is not None and deadline_scope.cancel_called:
                         return  # a late result (see `_worker`)
-                    # `make_outcome`, inlined: a call per item costs ~2%.
+                    # `make_outcome`, inlined: the call cost ~0.06 µs per item.
                     outcome: Any = new(OutcomeDraft)
                     outcome.index = index
                     outcome.item = item
@@ -639,7 +639,7 @@ class StreamRun(Run[T, R]):
                     outcome.attempts = 1
                     outcome.elapsed = now() - started
                     outcome.__class__ = Outcome
-                    # `channel.try_put`, inlined (as its docstring allows): ~3% again.
+                    # `channel.try_put`, inlined as `Channel` allows: ~0.08 µs per item.
                     entries = channel.entries
                     if len(entries) < capacity:
                         entries.append(outcome)
