@@ -5,7 +5,9 @@ Append-only: each layer adds its own clearly headed section below.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import pickle
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 from hypothesis import strategies as st
+
+from anyfan import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -458,3 +462,28 @@ class Player:
         finally:
             with self.lock:
                 self.active -= 1
+
+
+# --- stream: outcomes the engine builds ---
+
+
+def check_is_a_genuine_outcome(outcome: Outcome[Any, Any], twin: Outcome[Any, Any]) -> None:
+    """``outcome`` behaves in every way like ``twin``, built by calling the class."""
+    assert type(outcome) is Outcome
+    assert isinstance(outcome, Outcome)
+    assert outcome == twin
+    assert hash(outcome) == hash(twin)
+    assert repr(outcome) == repr(twin)
+    assert not hasattr(outcome, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.value = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del outcome.index
+    assert dataclasses.astuple(outcome) == dataclasses.astuple(twin)
+    changed = dataclasses.replace(outcome, attempts=5)
+    assert type(changed) is Outcome
+    assert changed == dataclasses.replace(twin, attempts=5)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(outcome, protocol))
+        assert type(back) is Outcome
+        assert back == twin

@@ -334,3 +334,23 @@ async def test_fail_fast_cancels_calls_waiting_inside_their_own_task_groups(
     stats = fan.stats
     assert (stats.started, stats.failed, stats.cancelled) == (4, 1, 3)
     assert fan.in_flight == 0
+
+
+async def test_leaving_a_stream_cancels_calls_waiting_inside_their_own_task_groups() -> None:
+    """Under trio those calls end in grouped cancellations: the run's own, not failures."""
+
+    async def call(i: int) -> int:
+        if i == 0:
+            await inside.all_inside.wait()
+            return 0
+        return await inside(i)
+
+    inside = InsideTaskGroups(3)
+    fan = Fan(4)
+    async with fan.stream(call, range(4)) as outcomes:
+        async for outcome in outcomes:
+            assert outcome.value == 0
+            break  # leaves the other three waiting inside their task groups
+    stats = fan.stats
+    assert (stats.started, stats.succeeded, stats.failed, stats.cancelled) == (4, 1, 0, 3)
+    assert fan.in_flight == 0

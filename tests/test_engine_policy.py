@@ -102,7 +102,7 @@ def test_policy_rejects_what_is_not_a_retry() -> None:
     assert not Policy().active
 
 
-async def test_channel_wakes_writers_only_once_drained_to_a_quarter() -> None:
+async def test_channel_wakes_writers_when_the_reader_takes_the_buffer() -> None:
     channel: Channel[int] = Channel(4)
     for i in range(4):
         await channel.put(i)
@@ -115,16 +115,27 @@ async def test_channel_wakes_writers_only_once_drained_to_a_quarter() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(writer)
         await anyio.wait_all_tasks_blocked()
-        assert await anext(channel) == 0  # three left: above a quarter, no wake yet
-        await anyio.wait_all_tasks_blocked()
-        assert not woken.is_set()
-        assert await anext(channel) == 1
-        assert await anext(channel) == 2  # one left: writers may refill
+        assert not woken.is_set()  # full: the writer waits
+        assert await anext(channel) == 0  # the reader takes all four: room for four more
         await woken.wait()
     channel.close()
-    assert [await anext(channel), await anext(channel)] == [3, 4]
+    assert [await anext(channel) for _ in range(4)] == [1, 2, 3, 4]
     with pytest.raises(StopAsyncIteration):
         await anext(channel)
+
+
+async def test_channel_holds_at_most_twice_its_capacity() -> None:
+    """A full buffer plus the batch the reader is working through."""
+    channel: Channel[int] = Channel(2)
+    assert channel.try_put(0)
+    assert channel.try_put(1)
+    assert not channel.try_put(2)
+    assert await anext(channel) == 0  # the batch [0, 1] is taken; one of it left
+    assert channel.try_put(2)
+    assert channel.try_put(3)
+    assert not channel.try_put(4)  # held: 1 in the batch, 2 in the buffer
+    channel.close()
+    assert [o async for o in channel] == [1, 2, 3]
 
 
 async def test_channel_reader_waits_for_a_writer() -> None:
@@ -159,19 +170,40 @@ async def test_stats_count_every_attempt_once_in_real_runs(guarded: bool) -> Non
     assert stats.retried == (10 if guarded else 0)
 
 
-async def test_channel_reader_that_never_waits_yields_once_per_capacity() -> None:
+async def test_channel_reader_that_never_waits_yields_once_per_batch() -> None:
     channel: Channel[int] = Channel(4)
     for i in range(4):
         assert channel.try_put(i)
-    assert not channel.try_put(4)  # full
-    taken = []
     with anyio.CancelScope() as scope:
         scope.cancel()  # so the first checkpoint reached raises
-        for _ in range(4):
-            taken.append(await anext(channel))
-    # Taking a waiting entry is not a checkpoint; the capacity-th in a row is one.
-    assert taken == [0, 1, 2]
+        await anext(channel)
+    # Taking a batch that was waiting is a checkpoint; the batch is kept, not lost.
     assert scope.cancelled_caught
+    assert channel.try_put(4)  # the buffer was emptied into the batch
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        # Reading on through the batch is not a checkpoint.
+        taken = [await anext(channel) for _ in range(4)]
+    assert taken == [0, 1, 2, 3]
+    assert not scope.cancelled_caught
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await anext(channel)  # the next batch, [4]: a checkpoint again
+    assert scope.cancelled_caught
+    assert await anext(channel) == 4
+
+
+async def test_channel_reader_cancelled_while_waiting_loses_nothing() -> None:
+    channel: Channel[int] = Channel(2)
+    with anyio.move_on_after(0) as scope:
+        await anext(channel)  # empty: waits, and is cancelled there
+    assert scope.cancelled_caught
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(channel.put, 7)
+        assert await anext(channel) == 7  # a fresh wait, woken by the writer
+    channel.close()
+    with pytest.raises(StopAsyncIteration):
+        await anext(channel)
 
 
 @pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])

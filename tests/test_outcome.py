@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
+from typing import Any
 
 import pytest
 
 from anyfan import Outcome
+from anyfan._core._outcome import make_outcome
+from strategies import check_is_a_genuine_outcome
 
 
 def test_success_defaults() -> None:
@@ -51,3 +55,21 @@ def test_value_semantics() -> None:
     assert repr(Outcome(1, "a", 2)) == (
         "Outcome(index=1, item='a', value=2, error=None, attempts=1, elapsed=0.0)"
     )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [(0, "item", "value", None, 1, 0.25), (7, ("a", 1), None, ValueError("bad"), 3, 1.5)],
+    ids=["success", "failure"],
+)
+def test_make_outcome_builds_a_genuine_outcome(fields: tuple[Any, ...]) -> None:
+    outcome = make_outcome(*fields)
+    if fields[3] is None:
+        check_is_a_genuine_outcome(outcome, Outcome(*fields))
+    else:
+        # Exceptions compare by identity, so pickled copies compare by fields.
+        assert (type(outcome), outcome.ok, outcome.error) == (Outcome, False, fields[3])
+        assert outcome == Outcome(*fields)
+        back = pickle.loads(pickle.dumps(outcome))
+        assert (type(back), back.index, back.attempts) == (Outcome, 7, 3)
+        assert type(back.error) is ValueError

@@ -13,12 +13,14 @@ import pytest
 
 import anyfan
 from anyfan import DeadlineExceeded, Outcome
+from anyfan._core._errors import Misuse
 from strategies import (
     CLOCKED_BACKEND_IDS,
     Boom,
     CountingInput,
     Job,
     Probe,
+    check_is_a_genuine_outcome,
     clocked_backend,
     trio_mock_clock,
 )
@@ -218,8 +220,8 @@ async def test_items_are_pulled_lazily_even_with_a_slow_consumer(concurrency: in
             if consumed == 50:
                 break
     assert max(running) <= concurrency
-    # One item per worker, a buffer of four outcomes per slot, and one outcome
-    # handed straight to the waiting consumer but not yet seen by it.
+    # One item per worker, four outcomes per worker held (a full buffer of two
+    # plus the consumer's batch of up to two), and one more taken but not yet seen.
     assert max(ahead) <= 5 * concurrency + 1
     probe.assert_settled()
 
@@ -324,3 +326,138 @@ async def test_elapsed_is_the_calls_own_time() -> None:
 
 async def _extend(outcomes: list[Any], stream: Any) -> None:
     outcomes.extend(await collect(stream))
+
+
+@pytest.mark.parametrize(
+    "route", ["buffer", "observer", "map observer"], ids=["buffer", "observer", "map observer"]
+)
+async def test_engine_built_outcomes_are_genuine_outcomes(route: str) -> None:
+    """The engine builds outcomes its own faster way; they are Outcomes in every respect."""
+
+    async def double(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return 2 * x
+
+    seen: list[Outcome[int, int]] = []
+    if route == "map observer":
+        await anyfan.map(double, range(3), on_outcome=seen.append)
+    elif route == "observer":
+        # An observer sends every outcome the slow way, through `_deliver`.
+        await collect(anyfan.stream(double, range(3), on_outcome=seen.append))
+    else:
+        await collect(anyfan.stream(double, range(3)), seen)
+    assert sorted(o.index for o in seen) == [0, 1, 2]
+    for outcome in seen:
+        twin = Outcome(outcome.index, outcome.index, 2 * outcome.index, None, 1, outcome.elapsed)
+        check_is_a_genuine_outcome(outcome, twin)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_calls_that_never_suspend_still_let_other_tasks_run(concurrency: int) -> None:
+    """The bounded buffer makes the workers wait for the consumer, who yields per batch."""
+
+    async def instant(x: int) -> int:
+        return x
+
+    turns = 0
+
+    async def sibling() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    seen = 0
+    longest = 0  # outcomes taken in a row while the sibling had no turn
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sibling)
+        await anyio.lowlevel.checkpoint()
+        async with anyfan.stream(instant, itertools.count(), concurrency=concurrency) as outcomes:
+            last_turns, run = turns, 0
+            async for _ in outcomes:
+                seen += 1
+                run = run + 1 if turns == last_turns else 1
+                last_turns = turns
+                longest = max(longest, run)
+                if seen == 1000:
+                    break
+        tg.cancel_scope.cancel()
+    # The consumer reads at most one batch (two outcomes per worker) per turn it
+    # gets, and trio may run it twice between two of the sibling's turns.
+    assert longest <= 4 * concurrency
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["anyfan.stream", "Fan.stream"])
+async def test_a_misuse_inside_a_call_stops_the_stream_and_arrives_as_itself(
+    shared: bool,
+) -> None:
+    async def call(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        if x == 3:
+            raise Misuse("a mistake, not a failure")
+        return x
+
+    fan = anyfan.Fan(2)
+    stream = fan.stream(call, range(100)) if shared else anyfan.stream(call, range(100))
+    seen: list[Outcome[int, int]] = []
+    with pytest.raises(Misuse, match="a mistake"):
+        await collect(stream, seen)
+    assert all(o.ok for o in seen)
+    assert 3 not in {o.index for o in seen}
+    if shared:
+        assert fan.stats.cancelled >= 1
+        assert fan.in_flight == 0
+
+
+async def test_a_sync_call_that_outlives_the_deadline_has_its_result_dropped() -> None:
+    # A thread cannot be interrupted: the call is waited for, then its late result dropped.
+    # Real clocks only: a MockClock would autojump while the (untracked) thread runs.
+    started, release = threading.Event(), threading.Event()
+
+    def call(i: int) -> int:
+        if i == 1:
+            started.set()
+            release.wait(30)  # a hang guard only: the test sets it
+        return i
+
+    async def release_after_the_deadline() -> None:
+        await anyio.to_thread.run_sync(started.wait, 30)
+        await anyio.sleep(0.1)  # twice the deadline, counted from after it began
+        release.set()
+
+    seen: list[Outcome[int, int]] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(release_after_the_deadline)
+        with pytest.raises(DeadlineExceeded):
+            await collect(anyfan.stream(call, [0, 1], concurrency=2, deadline=0.05), seen)
+    assert [o.index for o in seen] == [0]
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["async input", "observer"])
+async def test_instant_calls_fill_the_buffer_and_leaving_cancels_the_waiting_writers(
+    observed: bool,
+) -> None:
+    """The general worker (async input, or an observer): same buffer, same bounds."""
+
+    async def instant(x: int) -> int:
+        return x
+
+    async def endless() -> AsyncGenerator[int, None]:
+        for i in itertools.count():
+            yield i
+
+    seen: list[Outcome[int, int]] = []
+    observer = seen.append if observed else None
+    async with aclosing(endless()) as source:
+        items = itertools.count() if observed else source
+        async with anyfan.stream(instant, items, concurrency=2, on_outcome=observer) as outcomes:
+            taken = 0
+            async for outcome in outcomes:
+                assert outcome.value == outcome.index
+                taken += 1
+                if taken == 100:
+                    await anyio.wait_all_tasks_blocked()
+                    break  # the writers are waiting on a full buffer by now
+    if observed:
+        # Observed as delivered: the 100 taken, and at most two buffers more.
+        assert 100 <= len(seen) <= 100 + 4 * 2

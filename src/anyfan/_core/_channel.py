@@ -12,93 +12,106 @@ X = TypeVar("X")
 
 
 class Channel(Generic[X]):
-    """A FIFO buffer of ``capacity`` entries between workers and a consumer.
+    """A FIFO hand-off between workers and one reader, bounded by ``capacity``.
 
     An anyio memory stream switches tasks on every send and receive; this
-    buffer only suspends a side that must wait. Writers that find it full all
-    wait on one event, which the reader sets only once it has drained the
-    buffer to a quarter: woken together, the writers refill it in a burst, so
-    a fast producer costs well under one task switch per entry instead of
-    several. A reader that never finds it empty yields once per ``capacity``
-    entries: often enough for fairness, and never so often that writers
-    delivering one entry each per turn outpace it and have to wait.
+    buffer only suspends a side that must wait. Writers append to a buffer of
+    at most ``capacity`` entries. The reader does not take entries from it one
+    by one: when its own batch runs out it takes the whole buffer at once,
+    leaving an empty one in its place, so taking an entry is a single
+    ``popleft`` and writers find room again in a burst. At most
+    ``2 * capacity`` entries are held: a full buffer plus the batch being read.
+
+    Writers that find the buffer full all wait on one event, set when the
+    reader next takes the buffer. A reader that takes a batch without having
+    had to wait for it yields to the scheduler once, so a reader that never
+    finds the buffer empty still yields at least once per ``capacity`` entries.
+
+    A writer on a hot path may do what `try_put` does inline, saving a call
+    per entry: append to `entries` (read afresh each time: the reader swaps
+    it out) while it holds fewer than `capacity`, then `wake_reader` if
+    `reader_waiting` is set.
     """
 
-    __slots__ = (
-        "_capacity",
-        "_closed",
-        "_entries",
-        "_gets",
-        "_has_entries",
-        "_has_room",
-        "_low",
-    )
+    __slots__ = ("_batch", "_closed", "_has_room", "capacity", "entries", "reader_waiting")
 
     def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._low = capacity // 4
-        self._entries: deque[X] = deque()
+        self.capacity = capacity
+        #: The writers' buffer; the reader replaces it with an empty one when it takes it.
+        self.entries: deque[X] = deque()
+        self._batch: deque[X] = deque()
         self._closed = False
-        self._has_entries: anyio.Event | None = None
+        #: Set while the reader waits for an entry.
+        self.reader_waiting: anyio.Event | None = None
         self._has_room: anyio.Event | None = None
-        self._gets = 0
 
     async def put(self, entry: X) -> None:
         """Append ``entry``, waiting while the buffer is full."""
-        while len(self._entries) >= self._capacity:
+        while len(self.entries) >= self.capacity:
             if self._has_room is None:
                 self._has_room = anyio.Event()
             await self._has_room.wait()
-        self._entries.append(entry)
-        if self._has_entries is not None:
-            self._has_entries.set()
-            self._has_entries = None
+        self.entries.append(entry)
+        if self.reader_waiting is not None:
+            self.wake_reader()
 
     def try_put(self, entry: X) -> bool:
         """Append ``entry`` if there is room, without suspending; return whether it was."""
-        if len(self._entries) >= self._capacity:
+        # `self.entries` is read afresh on every call: the reader swaps it out.
+        entries = self.entries
+        if len(entries) >= self.capacity:
             return False
-        self._entries.append(entry)
-        if self._has_entries is not None:
-            self._has_entries.set()
-            self._has_entries = None
+        entries.append(entry)
+        if self.reader_waiting is not None:
+            self.wake_reader()
         return True
+
+    def wake_reader(self) -> None:
+        """Wake the reader waiting for an entry (`reader_waiting` must be set)."""
+        assert self.reader_waiting is not None
+        self.reader_waiting.set()
+        self.reader_waiting = None
 
     def close(self) -> None:
         """Say no more entries will come; the reader ends once it has taken the rest."""
         self._closed = True
-        if self._has_entries is not None:
-            self._has_entries.set()
-            self._has_entries = None
+        if self.reader_waiting is not None:
+            self.wake_reader()
 
     def __aiter__(self) -> Channel[X]:
         return self
 
     async def __anext__(self) -> X:
         """Take the oldest entry, waiting while empty; stop once closed and drained."""
-        # The reader's only coroutine per entry: `async for` over the channel
-        # costs no more than over a bare async iterator when entries wait.
-        entries = self._entries
-        if not entries:
-            await self._wait_for_entries()
-        entry = entries.popleft()
-        if self._has_room is not None and len(entries) <= self._low:
+        # The reader's only coroutine per entry, and its only work while its
+        # batch lasts: `async for` over the channel costs about what it costs
+        # over a bare async iterator.
+        try:
+            return self._batch.popleft()
+        except IndexError:
+            return await self._refill()
+
+    async def _refill(self) -> X:
+        """Take the whole buffer as the next batch, waiting for entries if it is empty."""
+        if self.entries:
+            self._take()
+            # Not having waited, yield once, after the swap: writers can
+            # already use the room meanwhile, and if this checkpoint raises,
+            # the batch stays for the next read.
+            await anyio.lowlevel.checkpoint()
+        else:
+            while not self.entries:
+                if self._closed:
+                    raise StopAsyncIteration
+                # One reader, so no event can be pending here: each wait gets a fresh one.
+                self.reader_waiting = anyio.Event()
+                await self.reader_waiting.wait()
+            self._take()
+        return self._batch.popleft()
+
+    def _take(self) -> None:
+        # The batch is empty, so it becomes the writers' new buffer.
+        self._batch, self.entries = self.entries, self._batch
+        if self._has_room is not None:
             self._has_room.set()
             self._has_room = None
-        self._gets += 1
-        if self._gets >= self._capacity:
-            await self._yield()
-        return entry
-
-    async def _yield(self) -> None:
-        self._gets = 0
-        await anyio.lowlevel.checkpoint()
-
-    async def _wait_for_entries(self) -> None:
-        self._gets = 0
-        while not self._entries:
-            if self._closed:
-                raise StopAsyncIteration
-            # One reader, so no event can be pending here: each wait gets a fresh one.
-            self._has_entries = anyio.Event()
-            await self._has_entries.wait()

@@ -13,7 +13,7 @@ import itertools
 import math
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Final, Generic, TypeVar
@@ -29,7 +29,7 @@ from ._clock import loop_clock
 from ._errors import DeadlineExceeded, Misuse
 from ._options import CHECKPOINT_EVERY
 from ._ordering import Reorderer
-from ._outcome import Outcome
+from ._outcome import Outcome, OutcomeDraft, make_outcome
 from ._policy import Policy
 from ._slots import Slots
 from ._stats import Stats
@@ -198,6 +198,8 @@ class Run(Generic[T, R]):
         self._failed_fast = False
         self._tg: TaskGroup | None = None
         self._now: Callable[[], float] = anyio.current_time
+        #: What each worker task runs; a subclass may put a specialised loop here.
+        self._work: Callable[[], Coroutine[Any, Any, None]] = self._worker
 
     # -- hooks for subclasses ------------------------------------------------
 
@@ -237,7 +239,7 @@ class Run(Generic[T, R]):
         self._spawned += count
         self._live += count
         for _ in range(count):
-            self._tg.start_soon(self._worker)
+            self._tg.start_soon(self._work)
 
     def _grow(self) -> None:
         """Double the workers (up to the width): an item was just pulled, so more may follow.
@@ -422,7 +424,7 @@ class Run(Generic[T, R]):
                             channel is not None
                             and (deadline_scope is None or not deadline_scope.cancel_called)
                             and channel.try_put(
-                                Outcome(index, item, value, error, 1, self._now() - started)
+                                make_outcome(index, item, value, error, 1, self._now() - started)
                             )
                         ):
                             # A stream outcome with room in the buffer: no coroutine.
@@ -514,7 +516,7 @@ class MapRun(Run[T, R]):
     ) -> bool:
         if self._observer is not None:
             elapsed = self._now() - started
-            self._observer(Outcome(index, item, value, error, attempts, elapsed))
+            self._observer(make_outcome(index, item, value, error, attempts, elapsed))
         if error is None:
             self.collector.results[index] = value
             return False
@@ -536,8 +538,18 @@ class StreamRun(Run[T, R]):
     def __init__(self, call: Callable[[T], Awaitable[R]], items: Any, **options: Any) -> None:
         super().__init__(call, items, **options)
         self._reserve = itertools.count().__next__  # type: ignore[method-assign]
-        # Room for a few outcomes per worker lets writers refill in bursts.
-        self.channel: Channel[Outcome[T, R]] = Channel(4 * self._width)
+        # Room for a few outcomes per worker lets writers refill in bursts: two
+        # per worker waiting, two more in the batch the consumer is reading.
+        self.channel: Channel[Outcome[T, R]] = Channel(2 * self._width)
+        if (
+            self._iter is not None
+            and self._guarded is None
+            and self._timeout is None
+            and self._observer is None
+        ):
+            # Shared by the workers: one call pulls an item and numbers it.
+            self._numbered = enumerate(self._iter)
+            self._work = self._plain_worker
 
     async def _deliver(
         self,
@@ -548,7 +560,7 @@ class StreamRun(Run[T, R]):
         attempts: int,
         started: float,
     ) -> bool:
-        outcome = Outcome(index, item, value, error, attempts, self._now() - started)
+        outcome = make_outcome(index, item, value, error, attempts, self._now() - started)
         if self._observer is not None:
             self._observer(outcome)
         await self.channel.put(outcome)
@@ -557,6 +569,95 @@ class StreamRun(Run[T, R]):
     def _channel_inline(self) -> Channel[Outcome[T, R]] | None:
         # Without an observer, delivering is exactly this put (it never stops the run).
         return self.channel if self._observer is None else None
+
+    async def _plain_worker(self) -> None:
+        """`Run._worker` for the commonest stream: a plain iterable, no limits, no observer.
+
+        The same steps in the same order, minus every branch such a stream
+        cannot take; at about 3 µs per item every branch and attribute read
+        shows (docs: performance). One difference: it yields to the scheduler
+        only where it must wait (a slot, a full buffer) or where the call does.
+        The buffer is bounded, so workers whose calls never suspend still wait
+        for the consumer after at most ``2 * width`` outcomes between them,
+        while the periodic checkpoint `_worker` takes would cost a task switch
+        per ``CHECKPOINT_EVERY`` items on top of the call's own.
+        """
+        cancelled = anyio.get_cancelled_exc_class()
+        call, slots, stats, alone = self._call, self._slots, self._stats, self._alone
+        deadline_scope, channel, now = self._deadline_scope, self.channel, self._now
+        new, capacity = object.__new__, channel.capacity
+        _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
+        growing = True
+        try:
+            while not self._stopping:
+                try:
+                    index, item = next(self._numbered)
+                except StopIteration:
+                    # Later pulls see an empty iterator, never the user's again.
+                    self._numbered = enumerate(())
+                    return
+                except BaseException as exc:
+                    self._abort(exc)
+                    return
+                if growing:
+                    # Once at full width it stays there: stop asking.
+                    growing = self._spawned < self._width
+                    if growing:
+                        self._grow()
+                value: Any
+                error: Exception | None
+                try:
+                    if not alone and not slots.try_acquire():
+                        await slots.acquire()
+                    started = now()
+                    stats.started += 1
+                    try:
+                        value = await call(item)
+                    except Misuse:
+                        stats.cancelled += 1
+                        raise  # stops the run, below
+                    except Exception as exc:
+                        value, error = None, exc
+                        stats.failed += 1
+                    except BaseException:
+                        stats.cancelled += 1
+                        raise
+                    else:
+                        error = None
+                        stats.succeeded += 1
+                    finally:
+                        if not alone:
+                            slots.release()
+                    if deadline_scope is not None and deadline_scope.cancel_called:
+                        return  # a late result (see `_worker`)
+                    # `make_outcome`, inlined: the call cost ~0.06 µs per item.
+                    outcome: Any = new(OutcomeDraft)
+                    outcome.index = index
+                    outcome.item = item
+                    outcome.value = value
+                    outcome.error = error
+                    outcome.attempts = 1
+                    outcome.elapsed = now() - started
+                    outcome.__class__ = Outcome
+                    # `channel.try_put`, inlined as `Channel` allows: ~0.08 µs per item.
+                    entries = channel.entries
+                    if len(entries) < capacity:
+                        entries.append(outcome)
+                        if channel.reader_waiting is not None:
+                            channel.wake_reader()
+                    else:
+                        await channel.put(outcome)
+                except cancelled:
+                    raise
+                except BaseException as exc:
+                    if is_cancellation(exc, cancelled):
+                        raise
+                    self._abort(exc)
+                    return
+        finally:
+            self._live -= 1
+            if self._live == 0:
+                self._all_workers_done()
 
     def _all_workers_done(self) -> None:
         self.channel.close()

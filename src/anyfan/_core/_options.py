@@ -23,7 +23,8 @@ DEFAULT_CONCURRENCY: Final = 32
 
 #: A worker that never has to wait (its calls finish synchronously) still yields
 #: to the event loop after this many items, so siblings, timeouts and
-#: cancellation get a turn. (A stream's consumer yields once per buffer's worth.)
+#: cancellation get a turn. (A plain stream's workers wait on its bounded buffer
+#: instead, and its consumer yields once per batch it takes.)
 CHECKPOINT_EVERY: Final = 32
 
 
