@@ -59,6 +59,36 @@ async def test_retry_without_limits_waits_on_the_pause_and_heals() -> None:
     assert fan.retry is not None
 
 
+@pytest.mark.parametrize("guarded", [False, True])
+async def test_a_worker_under_limits_or_retries_yields_after_every_call(guarded: bool) -> None:
+    turns = 0
+    seen: list[int] = []
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    async def instant(x: int) -> int:
+        seen.append(turns)  # how often the other task ran before this call
+        return x
+
+    options: dict[str, Any] = {"retry": anyfan.Retry(2, **FAST)} if guarded else {}
+    fan = anyfan.Fan(1, **options)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other_task)
+        await anyio.lowlevel.checkpoint()
+        assert await fan.map(instant, range(6)) == [0, 1, 2, 3, 4, 5]
+        tg.cancel_scope.cancel()
+    if guarded:
+        # Each next call waited for a later turn, in which the other task ran once
+        # too (before or after it: trio shuffles a turn's order, hence one slack).
+        assert seen[-1] - seen[0] >= len(seen) - 2, seen
+    else:
+        assert seen[-1] == seen[0], seen  # unguarded calls run back to back
+
+
 async def test_retries_give_up_after_their_attempts_and_report_them() -> None:
     async def never(x: int) -> int:
         raise ConnectionError(x)

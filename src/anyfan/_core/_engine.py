@@ -460,7 +460,13 @@ class Run(Generic[T, R]):
                     self.stop()
                     return
                 count += 1
-                if count % CHECKPOINT_EVERY == 0:
+                if guarded is not None or count % CHECKPOINT_EVERY == 0:
+                    # A call under limits or retries is I/O, so yielding after each
+                    # one costs little: the next call then starts in a later turn,
+                    # with the other workers' next calls, instead of right after
+                    # this one's response was handled. Like work run together keeps
+                    # a client library's large code in the CPU's caches: 2-3% less
+                    # CPU per request with the OpenAI SDK (docs: performance).
                     await anyio.lowlevel.checkpoint()
         finally:
             self._live -= 1
