@@ -284,7 +284,7 @@ async def _calls_per_request(run: Callable[[], Awaitable[Any]], requests: int) -
 #: The parts of ``anyfan.openai.fan`` measured on their own, in `parts`.
 PARTS = (
     ("engine", "the engine alone (`anyfan.Fan`, no options), per call"),
-    ("retry", "+ `openai_retry()` bookkeeping of a call that succeeds"),
+    ("retry", "+ `openai_retry()`: bookkeeping of a call that succeeds, the yield after it"),
     ("rpm", "+ an RPM `Rate`: admit and settle"),
     ("tpm", "+ a TPM `Rate`: estimate, admit, settle from `usage`"),
     ("estimate", "of which `estimate_tokens(request)`"),
@@ -982,10 +982,11 @@ def _render(
         paired_table,
         "The last column counts the work each side does rather than timing it: every "
         "Python function entered (a coroutine each time it resumes) and every builtin "
-        "called during one more batch, through `sys.setprofile`, per request. It hardly "
-        "moves between runs. Where a side's CPU is further over the bare SDK's than its "
-        "calls are, the difference is not code it runs but how fast the machine runs the "
-        "same code (see docs/explanation/performance.md).",
+        "called during one more batch, through `sys.setprofile`, per request. Two "
+        "identical sides differ by about 1% (the control row). It counts calls, not what "
+        "each costs, but the SDK's own calls are the same on every side, so a side's "
+        "excess is its own code; where its CPU is further over the bare SDK's than that, "
+        "the rest is the same code running slower (see docs/explanation/performance.md).",
         "anyfan's own cost, part by part, around a no-op call (in one process; the share is "
         "of the bare SDK's CPU per request with `DefaultAioHttpClient`, the leaner transport):",
         parts_table,
