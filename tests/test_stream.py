@@ -329,7 +329,9 @@ async def _extend(outcomes: list[Any], stream: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "route", ["buffer", "observer", "map observer"], ids=["buffer", "observer", "map observer"]
+    "route",
+    ["buffer", "observer", "map observer", "call observer"],
+    ids=["buffer", "observer", "map observer", "call observer"],
 )
 async def test_engine_built_outcomes_are_genuine_outcomes(route: str) -> None:
     """The engine builds outcomes its own faster way; they are Outcomes in every respect."""
@@ -341,14 +343,22 @@ async def test_engine_built_outcomes_are_genuine_outcomes(route: str) -> None:
     seen: list[Outcome[int, int]] = []
     if route == "map observer":
         await anyfan.map(double, range(3), on_outcome=seen.append)
+    elif route == "call observer":
+        fan = anyfan.Fan(3)
+        for x in range(3):
+            await fan.call(double, x, on_outcome=seen.append)
     elif route == "observer":
         # An observer sends every outcome the slow way, through `_deliver`.
         await collect(anyfan.stream(double, range(3), on_outcome=seen.append))
     else:
         await collect(anyfan.stream(double, range(3)), seen)
-    assert sorted(o.index for o in seen) == [0, 1, 2]
+    assert sorted(o.item for o in seen) == [0, 1, 2]
+    # A single call is item 0 of its own; a fan-out numbers items by their place.
+    assert [o.index for o in seen if o.index != o.item] == (
+        [0, 0] if route == "call observer" else []
+    )
     for outcome in seen:
-        twin = Outcome(outcome.index, outcome.index, 2 * outcome.index, None, 1, outcome.elapsed)
+        twin = Outcome(outcome.index, outcome.item, 2 * outcome.item, None, 1, outcome.elapsed)
         check_is_a_genuine_outcome(outcome, twin)
 
 

@@ -17,7 +17,7 @@ import anyio
 from ._attempts import guarded, timed
 from ._clock import loop_clock, loop_token
 from ._engine import as_async, is_async_callable
-from ._outcome import Outcome
+from ._outcome import make_outcome
 
 if TYPE_CHECKING:
     from ._fan import Fan
@@ -117,7 +117,7 @@ async def call(
         except Exception as exc:
             stats.failed += 1
             if on_outcome is not None:
-                on_outcome(Outcome(0, item, None, exc, 1, now() - started))  # type: ignore[misc]
+                on_outcome(make_outcome(0, item, None, exc, 1, now() - started))  # type: ignore[misc]
             raise
         except BaseException:
             stats.cancelled += 1
@@ -127,7 +127,7 @@ async def call(
         finally:
             slots.release()
         if on_outcome is not None:
-            on_outcome(Outcome(0, item, value, None, 1, now() - started))  # type: ignore[misc]
+            on_outcome(make_outcome(0, item, value, None, 1, now() - started))  # type: ignore[misc]
         return value
     if caller is None:
         policy.bind()
@@ -139,7 +139,7 @@ async def call(
         attempt_fn = functools.partial(timed, call_fn, timeout=timeout, now=now)
     value, error, attempts, first = await guarded(attempt_fn, item, slots, stats, policy, now)
     if on_outcome is not None:
-        on_outcome(Outcome(0, item, value, error, attempts, now() - first))
+        on_outcome(make_outcome(0, item, value, error, attempts, now() - first))
     if error is not None:
         try:
             raise error

@@ -9,7 +9,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True)
 class Outcome(Generic[T, R]):
     """What became of one item: its value or its error, and how it got there.
 
@@ -30,25 +30,6 @@ class Outcome(Generic[T, R]):
     attempts: int = 1
     elapsed: float = 0.0
 
-    def __init__(
-        self,
-        index: int,
-        item: T,
-        value: R | None = None,
-        error: Exception | None = None,
-        attempts: int = 1,
-        elapsed: float = 0.0,
-    ) -> None:
-        # A stream builds one per item: the generated frozen __init__ goes
-        # through object.__setattr__ per field (0.7 µs); the slots' own
-        # setters do the same in 0.3 µs.
-        _set_index(self, index)
-        _set_item(self, item)
-        _set_value(self, value)
-        _set_error(self, error)
-        _set_attempts(self, attempts)
-        _set_elapsed(self, elapsed)
-
     @property
     def ok(self) -> bool:
         """Whether the call succeeded."""
@@ -61,26 +42,16 @@ class Outcome(Generic[T, R]):
         return self.value  # type: ignore[return-value]
 
 
-def _slot_setter(name: str) -> Any:
-    return vars(Outcome)[name].__set__
-
-
-_set_index = _slot_setter("index")
-_set_item = _slot_setter("item")
-_set_value = _slot_setter("value")
-_set_error = _slot_setter("error")
-_set_attempts = _slot_setter("attempts")
-_set_elapsed = _slot_setter("elapsed")
-
-
 class OutcomeDraft(Generic[T, R]):
     """An `Outcome` being built: the same slots in the same order, but mutable.
 
-    A frozen dataclass's custom ``__setattr__`` keeps the interpreter from
-    specialising attribute stores, so filling one costs a descriptor call per
-    field. A draft's stores are plain slot writes; once filled, its class is
-    switched to `Outcome`, which the identical layout allows. The result is an
-    ordinary `Outcome` (frozen, hashable, picklable) for about half the cost.
+    A frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, since its own ``__setattr__`` refuses, and that
+    custom ``__setattr__`` also keeps the interpreter from specialising
+    attribute stores. A draft's stores are plain slot writes; once filled, its
+    class is switched to `Outcome`, which the identical layout allows. The
+    result is an ordinary `Outcome` (frozen, hashable, picklable) for about a
+    third of the cost of calling the class.
     Only `make_outcome` and the engine's stream worker build drafts, and never
     let one out before its class is switched.
     """
