@@ -75,3 +75,30 @@ def test_in_flight_follows_counters_bumped_directly() -> None:
     stats.succeeded += 1
     assert stats.in_flight == 2
     assert stats.snapshot().in_flight == 2
+
+
+def test_admission_meter_reuses_a_slot_only_for_its_own_time() -> None:
+    meter = AdmissionMeter(2, window=2.0, buckets=2)  # slots of 1 s
+    meter.record([1.0, 10.0], 0.5)
+    meter.record([1.0, 10.0], 0.6)  # the same slot as the last admission
+    meter.record([1.0, 10.0], 1.5)
+    assert meter.rates(1.5) == (1.5, 15.0)  # 3 calls and 30 units over 2 s
+    meter.record([2.0, 20.0], 2.5)  # slot 0 again, for a later second: its old sum goes
+    assert meter.rates(2.5) == (1.5, 15.0)
+    meter.record([-2.0, -20.0], 2.6)  # an admission undone
+    assert meter.rates(2.6) == (0.5, 5.0)
+
+
+def test_admission_meter_drops_what_a_clock_jump_would_misread() -> None:
+    meter = AdmissionMeter(1, window=2.0, buckets=2)
+    meter.record([4.0], 10.5)
+    assert meter.rates(10.5) == (2.0,)
+    assert meter.rates(5.0) == (0.0,)  # read before it happened: not counted
+    meter.record([1.0], 4.5)  # the clock went back: the slot starts afresh
+    assert meter.rates(4.5) == (0.5,)
+
+
+def test_admission_meter_with_no_limits_reports_nothing() -> None:
+    meter = AdmissionMeter(0)
+    meter.record([], 1.0)
+    assert meter.rates(1.0) == ()

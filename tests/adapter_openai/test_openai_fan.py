@@ -15,6 +15,7 @@ from openai_helpers import SSE_GENERATOR_WARNING, sdk_http
 import anyfan
 import anyfan.openai as ao
 from anyfan import Rate, Retry
+from anyfan._core._rate import Limits
 from anyfan.openai._fan import _HeaderObserver
 
 openai = pytest.importorskip("openai")
@@ -499,13 +500,13 @@ async def test_each_admitted_request_reports_its_delay_once(
         (rate,) = fan.limits
         watcher = client._client.event_hooks["request"][0]
         assert not watcher._traced  # a mock transport: the hook's own moment counts
-        original = Rate.report_delay
+        original = Limits.report_delay
 
-        def spy(self: Rate, seconds: float, *, now: float | None = None) -> None:
+        def spy(self: Limits, seconds: float, now: float) -> None:
             reported.append(seconds)
-            original(self, seconds, now=now)
+            original(self, seconds, now)
 
-        monkeypatch.setattr(Rate, "report_delay", spy)
+        monkeypatch.setattr(Limits, "report_delay", spy)
 
         async def ask(request: dict[str, Any]) -> Any:
             return await fan.client.chat.completions.create(**request)
@@ -659,3 +660,13 @@ def test_report_delay_ignores_nonsense() -> None:
     assert rate.guard == pytest.approx(0.005)
     rate.report_delay(0.001, now=0.0)
     assert rate.guard == pytest.approx(0.05)
+
+
+def test_limits_report_delay_reaches_every_rate_and_ignores_nonsense() -> None:
+    requests, tokens = Rate(600, per=60), Rate(60_000, per=60)
+    limits = Limits([requests, tokens])
+    limits.report_delay(-1.0, 0.0)
+    limits.report_delay(math.nan, 0.0)
+    assert requests.guard == tokens.guard == pytest.approx(0.005)
+    limits.report_delay(0.001, 0.0)
+    assert requests.guard == tokens.guard == pytest.approx(0.05)  # cautious at first, both

@@ -67,7 +67,8 @@ async def guarded(
         error: Exception | None = None
         value: Any = None
         ticket = None
-        await slots.acquire()
+        if not slots.try_acquire():  # no coroutine when a slot is free
+            await slots.acquire()
         try:
             asked = now() if telemetry is not None else 0.0
             if limits is not None:

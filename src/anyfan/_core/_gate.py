@@ -91,6 +91,14 @@ class Line:
         """How many callers are in line."""
         return len(self._queue) - self._gone
 
+    def try_now(self, attempt: Attempt) -> bool:
+        """Let a caller through at once if nobody is in line and ``attempt`` lets it.
+
+        The uncontended case of `join`, without a coroutine: when it returns
+        ``False`` nothing was reserved, and the caller must `join`.
+        """
+        return not self._queue and attempt(self._clock()) is None
+
     async def join(self, attempt: Attempt, undo: Callable[[], None]) -> None:
         """Wait in line until ``attempt`` lets this caller through.
 

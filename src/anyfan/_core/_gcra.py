@@ -129,6 +129,7 @@ class Gcra:
         "_slice_sum",
         "_span",
         "_tat",
+        "most",
     )
 
     def __init__(self, limit: float, per: float, burst: float | None = None) -> None:
@@ -158,6 +159,8 @@ class Gcra:
         # so that it, not the slice, sets the pace: the bucket forgives a late
         # timer, while a full slice would pass the lateness on to every later call.
         self._interval = max(self._per / self._limit, self._span / self._cap)
+        #: The largest cost that can ever be admitted: a whole period's, or the burst if larger.
+        self.most = max(self._limit, self._burst)
 
     # -- reading -------------------------------------------------------------
 
@@ -256,6 +259,14 @@ class Gcra:
         if start > now:
             return None
         return self._commit(cost, start, now)
+
+    def admit(self, cost: float, now: float) -> Charge:
+        """Charge a call of ``cost`` starting at ``now``, which `earliest` has just allowed.
+
+        `reserve` without asking `earliest` again: several rates admitting one
+        call each answer `earliest` first, and all are charged only if all allow it.
+        """
+        return self._commit(cost, now, now)
 
     def _commit(self, cost: float, start: float, now: float) -> Charge:
         charge = Charge(cost, start)

@@ -428,6 +428,8 @@ class Ticket:
         states = limits._states
         costs = self.local_costs
         pause = limits._pause_schedule
+        if pause is not None and not pause.active:
+            pause = None  # no pause is holding starts: nothing to ask it, nothing to count
         if pause is None and len(states) == 1:
             # The common case, one rate: check and charge in one step.
             charge = states[0].try_admit(costs[0], now)
@@ -444,8 +446,9 @@ class Ticket:
                 return t
             if pause is not None:
                 pause.take(now)
+            # Every rate has just allowed a start at ``now``: charge them without asking again.
             self.charges = [
-                state.reserve(cost, now) for state, cost in zip(states, costs, strict=True)
+                state.admit(cost, now) for state, cost in zip(states, costs, strict=True)
             ]
         self.start = now
         limits._meter.record(self.costs, now)
@@ -582,15 +585,20 @@ class Limits:
                 (then nothing is charged).
             RuntimeError: If an aiolimiter limit is used outside asyncio.
         """
-        costs = [rate.cost_of(item) for rate in self._rates]
-        for rate, cost in zip(self._rates, costs, strict=True):
-            if cost > rate.limit and cost > rate.burst:  # could never fit: fail, charge nothing
-                raise CostTooLarge(cost, rate.name, max(rate.limit, rate.burst))
+        rates = self._rates
+        # A rate without a ``cost`` function charges 1 unit: no call to find that out.
+        costs = [1.0 if rate._cost is None else rate.cost_of(item) for rate in rates]
+        for rate, cost in zip(rates, costs, strict=True):
+            if cost > rate._state.most:  # could never fit: fail, charge nothing
+                raise CostTooLarge(cost, rate.name, rate._state.most)
         ticket = Ticket(self, item, costs)
         for external in self._externals:
             _require_asyncio()
             await external.acquire()
-        await self._line.join(ticket._attempt, ticket._undo)
+        attempt = ticket._attempt
+        line = self._line
+        if not line.try_now(attempt):  # admitted at once, the usual case, needs no coroutine
+            await line.join(attempt, ticket._undo)
         if self._stores:
             await self.reserve_stored(ticket)
         ADMITTED.set(ticket)  # for `note_sent`, when the call's request leaves
@@ -688,6 +696,8 @@ class Limits:
         for j, charge in enumerate(ticket.charges):
             i = j if self._all_local else self._local[j]
             rate = rates[i]
+            if rate._actual is None:
+                continue  # charged as estimated: nothing to settle
             try:
                 used = rate.actual_of(ticket.item, outcome)
             except Exception:
@@ -727,6 +737,15 @@ class Limits:
         """Change one of the rates (by object or position) at run time; see `Rate.adjust`."""
         target = self._rates[rate] if isinstance(rate, int) else rate
         target.adjust(limit=limit, per=per, burst=burst, now=self._line.now())
+
+    def report_delay(self, seconds: float, now: float) -> None:
+        """Report to every rate that a call admitted ``seconds`` before ``now`` has just left.
+
+        `Rate.report_delay` for all the rates at once; `note_sent` calls it.
+        """
+        if seconds >= 0:  # a NaN or a negative delay (clock noise) tells nothing
+            for rate in self._rates:
+                rate._state.observe_delay(seconds, now)
 
     def stats(self) -> tuple[LimitStats, ...]:
         """Per-rate admitted units per second over the recent window, against each limit."""

@@ -33,6 +33,5 @@ def note_sent(now: float | None = None) -> float | None:
     limits = ticket._limits
     t = limits.now() if now is None else now
     delay = t - ticket.start
-    for rate in limits.rates:
-        rate.report_delay(delay, now=t)
+    limits.report_delay(delay, t)
     return delay

@@ -101,16 +101,16 @@ def request_limits(
     if charge not in ("reserved", "usage"):
         raise ValueError(f"charge must be 'reserved' or 'usage', got {charge!r}")
 
-    as_body = body or _identity
     read_usage = usage or usage_of
 
     budget = default_max_tokens
 
+    # Without ``body`` the items are the requests: no call to find each one.
     def cost(item: Any) -> int:
-        return estimate_tokens(as_body(item), budget)
+        return estimate_tokens(item if body is None else body(item), budget)
 
     def actual(item: Any, result: object) -> int:
-        request = as_body(item)
+        request = item if body is None else body(item)
         if isinstance(result, BaseException):
             return 0 if rejected_without_work(result) else estimate_tokens(request, budget)
         # A response that reports usage did the work: read that first, so the
@@ -187,10 +187,6 @@ def _client_quota_key(client: object, key: str | None, store: RateStore | None) 
     if store is None or key is not None:
         return key
     return quota_key(getattr(client, "base_url", None), getattr(client, "api_key", None))
-
-
-def _identity(item: Any) -> Any:
-    return item
 
 
 def openai_retry(attempts: int = DEFAULT_ATTEMPTS, **options: Any) -> Retry:
