@@ -704,12 +704,12 @@ class Limits:
                 if failed:  # an ``actual`` written for results only: keep the estimate
                     continue
                 raise
-            if used is not None:
-                if units is ticket.costs:
-                    units = list(units)
-                units[i] = used
-                if self._states[j].settle(charge, used, now) > 0:
-                    rate._notify()
+            assert used is not None  # the rate has an ``actual`` function
+            if units is ticket.costs:
+                units = list(units)
+            units[i] = used
+            if self._states[j].settle(charge, used, now) > 0:
+                rate._notify()
         for i, stored in ticket.stored:
             rate = rates[i]
             try:
