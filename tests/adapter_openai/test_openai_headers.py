@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 
 from anyfan.openai import RateLimitHeaders, parse_go_duration, retry_after
-from anyfan.openai._headers import header
+from anyfan.openai._headers import count, header
 from strategies import go_durations
 
 
@@ -176,3 +176,16 @@ def test_rate_limit_headers_missing_or_malformed_are_none() -> None:
     )
     assert seen == RateLimitHeaders(remaining_tokens=12)
     assert RateLimitHeaders.parse({}) == RateLimitHeaders()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("59999", 59999), ("12.7", 12), ("1e3", 1000), (" 7 ", 7)],
+)
+def test_counts(text: str, expected: int) -> None:
+    assert count(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "-1", "nan", "inf", "²", "many"])
+def test_not_counts(text: str) -> None:
+    assert count(text) is None

@@ -130,6 +130,7 @@ class Gcra:
         "_span",
         "_tat",
         "most",
+        "rate",
     )
 
     def __init__(self, limit: float, per: float, burst: float | None = None) -> None:
@@ -150,7 +151,8 @@ class Gcra:
     def _set(self, limit: float, per: float, burst: float | None) -> None:
         self._limit = float(limit)
         self._per = float(per)
-        rate = self._limit / self._per
+        #: Units per second.
+        self.rate = rate = self._limit / self._per
         self._explicit_burst = burst
         self._burst = default_burst(rate) if burst is None else float(burst)
         # Rounded up to whole units, as providers count: 90/min is 2 in some seconds.
@@ -173,11 +175,6 @@ class Gcra:
     def per(self) -> float:
         """The period, in seconds."""
         return self._per
-
-    @property
-    def rate(self) -> float:
-        """Units per second."""
-        return self._limit / self._per
 
     @property
     def interval(self) -> float:

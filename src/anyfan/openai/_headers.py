@@ -161,5 +161,7 @@ class RateLimitHeaders:
 
 def count(text: str) -> int | None:
     """A count such as ``x-ratelimit-remaining-tokens`` holds, or ``None`` if it is none."""
+    if text.isascii() and text.isdigit():
+        return int(text)  # the usual form, read without a float on every response
     value = _number(text)
     return None if value is None else int(value)
