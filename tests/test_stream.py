@@ -471,3 +471,147 @@ async def test_instant_calls_fill_the_buffer_and_leaving_cancels_the_waiting_wri
     if observed:
         # Observed as delivered: the 100 taken, and at most two buffers more.
         assert 100 <= len(seen) <= 100 + 4 * 2
+
+
+async def test_the_duration_clock_is_the_loops_clock_less_its_offset() -> None:
+    """Durations are read with a C clock when the loop's clock is that clock plus an offset."""
+    import time
+
+    from anyfan._core._clock import loop_clocks
+
+    now, tick = loop_clocks()
+    if anyio.lowlevel.current_token().native_token.__class__.__module__.startswith("trio"):
+        import trio
+
+        # trio's default clock is ``offset + perf_counter()``: the same durations.
+        assert tick is time.perf_counter
+        assert now == trio.lowlevel.current_clock().current_time
+    else:
+        assert tick is now is time.monotonic
+
+
+@pytest.mark.parametrize("anyio_backend", trio_mock_clock())
+async def test_a_test_clock_times_the_calls_of_a_one_shot_stream() -> None:
+    """Not perf_counter: a MockClock's durations are its own, exact, on every route."""
+
+    async def call(seconds: float) -> float:
+        await anyio.sleep(seconds)
+        return seconds
+
+    outcomes = await collect(anyfan.stream(call, [3.0, 0.5], concurrency=1))
+    assert [o.elapsed for o in outcomes] == [3.0, 0.5]
+
+
+class Gated:
+    """Calls that each wait for their own gate; ``done`` counts those that returned."""
+
+    def __init__(self, n: int) -> None:
+        self.gates = [anyio.Event() for _ in range(n)]
+        self.done = 0
+
+    async def __call__(self, i: int) -> int:
+        await self.gates[i].wait()
+        self.done += 1
+        return i
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["anyfan.stream", "Fan.stream"])
+async def test_a_second_async_for_carries_on_where_a_break_left_off(shared: bool) -> None:
+    def double(x: int) -> int:
+        return 2 * x
+
+    async def instant(x: int) -> int:
+        return double(x)
+
+    stream = anyfan.Fan(4).stream if shared else anyfan.stream
+    seen: list[int] = []
+    async with stream(instant, range(50), concurrency=4) as outcomes:
+        async for outcome in outcomes:
+            seen.append(outcome.index)
+            if len(seen) == 7:
+                break
+        assert len(seen) == 7
+        seen.append(-1)  # a marker between the two loops
+        # `anext` and `async for` read the same outcomes, and can be mixed.
+        seen.append((await anext(outcomes)).index)
+        async for outcome in outcomes:
+            seen.append(outcome.index)
+    assert seen[7] == -1
+    assert sorted(seen[:7] + seen[8:]) == list(range(50))
+
+
+async def test_a_cancelled_wait_for_an_outcome_loses_nothing() -> None:
+    calls = Gated(3)
+    got: list[int] = []
+    async with anyfan.stream(calls, range(3)) as outcomes:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            async for outcome in outcomes:  # cancelled while it waits for the first
+                got.append(outcome.index)
+        assert scope.cancelled_caught
+        for gate in calls.gates:
+            gate.set()
+        async for outcome in outcomes:  # a new reader carries on
+            got.append(outcome.index)
+    assert sorted(got) == [0, 1, 2]
+
+
+async def test_leaving_after_a_break_closes_the_reader() -> None:
+    """Closed by the stream itself, not by the event loop's finaliser (trio warns then)."""
+    seen: list[int] = []
+    async with anyfan.stream(_identity, range(10), concurrency=2) as outcomes:
+        reader = aiter(outcomes)
+        async for outcome in reader:
+            seen.append(outcome.value)
+            break
+    assert len(seen) == 1
+    with pytest.raises(StopAsyncIteration):
+        await anext(reader)
+
+
+async def test_a_reader_another_task_is_inside_is_left_to_end_by_itself() -> None:
+    calls = Gated(2)
+    got: list[int] = []
+    first, ended = anyio.Event(), anyio.Event()
+
+    async def consume(outcomes: Any) -> None:
+        async for outcome in outcomes:
+            got.append(outcome.value)
+            first.set()
+        ended.set()
+
+    async with anyio.create_task_group() as tg:
+        async with anyfan.stream(calls, range(2)) as outcomes:
+            tg.start_soon(consume, outcomes)
+            calls.gates[0].set()
+            await first.wait()
+            # The consumer is now inside the reader, waiting for the second outcome;
+            # leaving cancels its call, closes the buffer, and the reader then ends.
+        await ended.wait()
+    assert got == [0]
+    assert calls.done == 1
+
+
+async def _identity(x: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    return x
+
+
+async def test_a_fans_stream_keeps_exact_stats_and_a_one_shot_stream_the_same_outcomes() -> None:
+    """A Fan's stats count every call; a one-shot stream, whose stats nobody can read,
+    skips them and hands out the same outcomes."""
+
+    async def odd_fails(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        if x % 2:
+            raise Boom(x)
+        return x
+
+    fan = anyfan.Fan(3)
+    shared = await collect(fan.stream(odd_fails, range(9)))
+    alone = await collect(anyfan.stream(odd_fails, range(9), concurrency=3))
+    stats = fan.stats
+    assert (stats.started, stats.succeeded, stats.failed, stats.in_flight) == (9, 5, 4, 0)
+    for outcomes in (shared, alone):
+        assert sorted(o.index for o in outcomes if o.ok) == [0, 2, 4, 6, 8]
+        assert sorted(o.index for o in outcomes if isinstance(o.error, Boom)) == [1, 3, 5, 7]

@@ -459,8 +459,10 @@ async def _stream(
     start: Callable[[], tuple[StreamRun[T, R], Callable[[], None]]], ordered: bool
 ) -> AsyncIterator[Outcomes[T, R]]:
     run, close = start()
+    outcomes = Outcomes(run.channel, ordered=ordered)
     try:
         async with run.running(stop_on_exit=True):
-            yield Outcomes(run.channel, ordered=ordered)
+            yield outcomes
     finally:
+        await outcomes.aclose()
         close()
