@@ -585,3 +585,58 @@ def test_a_rate_forgets_the_limits_that_watched_it_once_they_are_gone() -> None:
     gc.collect()
     assert [ref() for ref in rate._watchers] == [other]
     rate._notify()  # pokes only the live one (nobody waits: nothing happens)
+
+
+@pytest.mark.anyio
+async def test_sends_are_sampled_while_every_slice_is_under_half_full() -> None:
+    from anyfan._core._rate import QUIET_SAMPLE
+    from anyfan._core._sent import note_sent
+
+    limits = Limits([Rate(1_000_000, per=60), Rate(10**9, per=60)])
+    limits.bind()
+    reported = []
+    for _ in range(2 * QUIET_SAMPLE):
+        ticket = await limits.acquire(None)
+        reported.append(note_sent() is not None)
+        assert ticket.watched == reported[-1]
+    assert reported.count(True) == 2
+    assert reported[QUIET_SAMPLE - 1] and reported[-1]  # every QUIET_SAMPLE-th one
+
+
+@pytest.mark.anyio
+async def test_every_send_is_reported_once_a_slice_is_half_full() -> None:
+    from anyfan._core._sent import note_sent
+
+    limits = Limits([Rate(10**9, per=60), Rate(10, per=1, burst=10)])
+    limits.bind()
+    reported = []
+    for _ in range(8):
+        await limits.acquire(None)
+        reported.append(note_sent() is not None)
+    assert reported == [False] * 4 + [True] * 4  # from the 5th of a 10-unit slice
+
+
+@pytest.mark.anyio
+async def test_every_send_is_reported_for_a_stored_rate() -> None:
+    from anyfan._core._sent import note_sent
+    from anyfan._core._store import QuotaSpec, StoredCharge
+
+    class Store:
+        async def reserve(self, specs: Any) -> tuple[float, list[StoredCharge]]:
+            return 0.0, [StoredCharge(spec, 0, 0.0, 0.0, 0.0, 0.0, 0.0) for spec in specs]
+
+        async def settle(self, charge: StoredCharge, used: float) -> float:
+            return 0.0
+
+        async def ping(self) -> None:
+            pass
+
+        async def aclose(self) -> None:
+            pass
+
+    limits = Limits([Rate(10**9, per=60), Rate(10**9, per=60, store=Store(), key="k")])
+    limits.bind()
+    for _ in range(3):
+        ticket = await limits.acquire(None)
+        assert isinstance(ticket.stored[0][1].spec, QuotaSpec)
+        assert note_sent() is not None

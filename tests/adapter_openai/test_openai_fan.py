@@ -496,7 +496,7 @@ async def test_each_admitted_request_reports_its_delay_once(
         api_key="sk-test",
         http_client=http.AsyncClient(transport=http.MockTransport(handler)),
     ) as client:
-        fan = ao.fan(client, rpm=6000)
+        fan = ao.fan(client, rpm=120)  # a 2-unit slice: each admission fills half of it
         (rate,) = fan.limits
         watcher = client._client.event_hooks["request"][0]
         assert not watcher._traced  # a mock transport: the hook's own moment counts
@@ -511,9 +511,9 @@ async def test_each_admitted_request_reports_its_delay_once(
         async def ask(request: dict[str, Any]) -> Any:
             return await fan.client.chat.completions.create(**request)
 
-        await fan.map(ask, [REQUEST] * 3)
+        await fan.map(ask, [REQUEST] * 2)
         await client.chat.completions.create(**REQUEST)  # outside the Fan: nothing to report
-    assert len(reported) == 3
+    assert len(reported) == 2
     assert all(0 <= delay < 5 for delay in reported)
     assert rate.guard == pytest.approx(0.05)  # cautious until enough delays are known
 
@@ -525,7 +525,7 @@ async def test_the_trace_reports_when_the_headers_go_out() -> None:
     from anyfan._core._sent import ADMITTED
     from anyfan.openai._fan import _SendWatcher, _trace
 
-    rate = Rate(600, per=60)
+    rate = Rate(120, per=60)  # a 2-unit slice: each admission fills half of it
     calls = Limits([rate])
     calls.bind()
     ticket = await calls.acquire("item")
@@ -576,16 +576,16 @@ async def test_httpcore_traces_a_limited_request_only_until_it_is_sent(
     monkeypatch.setattr(adapter, "_trace", spy)
     with Simulator(seed=1) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="sk-test") as client:
-            fan = ao.fan(client, rpm=6000)
+            fan = ao.fan(client, rpm=120)  # a 2-unit slice: each admission fills half of it
             (rate,) = fan.limits
 
             async def ask(request: dict[str, Any]) -> Any:
                 return await fan.client.chat.completions.create(**request)
 
-            replies = await fan.map(ask, [REQUEST] * 3, concurrency=1)
-    assert len(replies) == 3
+            replies = await fan.map(ask, [REQUEST] * 2, concurrency=1)
+    assert len(replies) == 2
     sent = [name for name in seen if name.endswith("send_request_headers.started")]
-    assert len(sent) == 3
+    assert len(sent) == 2
     # Nothing past the headers' write: no body, response or close events.
     assert {name.split(".")[1] for name in seen} <= {"connect_tcp", "send_request_headers"}
     assert rate.guard == pytest.approx(0.05)  # the delays were reported
@@ -670,3 +670,33 @@ def test_limits_report_delay_reaches_every_rate_and_ignores_nonsense() -> None:
     assert requests.guard == tokens.guard == pytest.approx(0.005)
     limits.report_delay(0.001, 0.0)
     assert requests.guard == tokens.guard == pytest.approx(0.05)  # cautious at first, both
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_requests_far_below_the_limits_are_traced_one_in_a_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anyfan._core._rate import QUIET_SAMPLE
+    from anyfan.openai import _fan as adapter
+    from anyfan.sim import Simulator
+
+    seen: list[str] = []
+    original = adapter._trace
+
+    async def spy(name: str, info: Any) -> None:
+        seen.append(name)
+        await original(name, info)
+
+    monkeypatch.setattr(adapter, "_trace", spy)
+    with Simulator(seed=1) as sim:
+        async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="sk-test") as client:
+            fan = ao.fan(client, rpm=60_000, tpm=10**8)
+
+            async def ask(request: dict[str, Any]) -> Any:
+                return await fan.client.chat.completions.create(**request)
+
+            replies = await fan.map(ask, [REQUEST] * (2 * QUIET_SAMPLE), concurrency=1)
+    assert len(replies) == 2 * QUIET_SAMPLE
+    sent = [name for name in seen if name.endswith("send_request_headers.started")]
+    assert len(sent) == 2  # the slices stayed under half full

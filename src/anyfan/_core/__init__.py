@@ -29,7 +29,7 @@ from ._outcome import Outcome
 from ._progress import Progress, ProgressOptions
 from ._rate import Rate
 from ._retry import Retry
-from ._sent import note_sent
+from ._sent import note_sent, send_pending
 from ._solo import RateTicket
 from ._stats import FanStats, LimitStats
 from ._store import QuotaSpec, RateStore, StoredCharge
@@ -64,8 +64,8 @@ __all__ = [
     "Outcomes",
     "PauseEvent",
     "Progress",
-    "QuotaSpec",
     "ProgressOptions",
+    "QuotaSpec",
     "Rate",
     "RateStore",
     "RateTicket",
@@ -95,5 +95,6 @@ __all__ = [
     "loop_token",
     "map",
     "note_sent",
+    "send_pending",
     "stream",
 ]

@@ -129,6 +129,7 @@ class Gcra:
         "_slice_sum",
         "_span",
         "_tat",
+        "busy",
         "most",
         "rate",
     )
@@ -146,6 +147,9 @@ class Gcra:
         self._guard = GUARD
         self._span = SLICE + GUARD
         self._delays: HighQuantile | None = None
+        #: Whether the latest admission left the slice at least half full: below that, no
+        #: provider slice can overfill even with delays a second apart (see `Limits`).
+        self.busy = False
         self._set(limit, per, burst)
 
     def _set(self, limit: float, per: float, burst: float | None) -> None:
@@ -284,6 +288,7 @@ class Gcra:
             charge.sliced = True
             entries.append(charge)
             self._slice_sum += cost
+            self.busy = self._slice_sum * 2 >= self._cap
         return charge
 
     def _expire(self, t: float) -> None:

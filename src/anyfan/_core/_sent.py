@@ -18,13 +18,20 @@ if TYPE_CHECKING:
 ADMITTED: ContextVar[Ticket | None] = ContextVar("anyfan_admitted", default=None)
 
 
+def send_pending() -> bool:
+    """Whether the current task's latest admission still waits for `note_sent`."""
+    return ADMITTED.get() is not None
+
+
 def note_sent(now: float | None = None) -> float | None:
     """Report that the current call's request is leaving now; return its delay.
 
     The delay runs from the call's admission by its limits to ``now`` (by
     default the limiter's clock). Each admission is reported once: later
     calls for the same one (a redirect, say) return ``None``, as does a call
-    with no limits.
+    with no limits, or one whose rates need not hear of it (while their
+    slices are under half full, only a sample of admissions is reported;
+    see `Limits.acquire`).
     """
     ticket = ADMITTED.get()
     if ticket is None:

@@ -21,6 +21,7 @@ from .._core import (
     check_optional_number,
     check_seconds,
     note_sent,
+    send_pending,
 )
 from ..blocking import Fan as BlockingFan
 from ._classify import delay_hint, is_retryable, rejected_without_work
@@ -769,6 +770,8 @@ class _SendWatcher:
         self._traced = traced
 
     async def __call__(self, request: Any) -> None:
+        if not send_pending():
+            return  # outside a limited Fan, or an admission its rates need not hear of
         extensions = getattr(request, "extensions", None)
         if self._traced and isinstance(extensions, dict) and "trace" not in extensions:
             extensions["trace"] = _trace
