@@ -543,9 +543,9 @@ async def test_a_waiter_cancelled_natively_after_admission_gives_its_room_back(
 async def test_bind_reads_the_time_from_the_loop_itself() -> None:
     limits = Limits([Rate(10)], pause=Pause())
     limits.bind()
-    assert limits._line._clock is not anyio.current_time
+    assert limits._line.clock is not anyio.current_time
     assert limits._pause is not None
-    assert limits._pause._line._clock == limits._line._clock
+    assert limits._pause._line.clock == limits._line.clock
     assert limits.now() == pytest.approx(anyio.current_time(), abs=1.0)
 
 

@@ -361,3 +361,29 @@ def test_a_custom_usage_reader_settles_at_its_prompt_plus_budget() -> None:
     assert tokens.actual_of(request, {"counts": {}}) == estimate
     assert tokens.actual_of(request, {"counts": None}) == estimate
     assert tokens.actual_of(request, {"counts": None, "status_code": 0}) == estimate
+
+
+def test_usage_is_read_from_mappings_and_objects_of_many_kinds() -> None:
+    from collections.abc import Mapping
+
+    from anyfan.openai import _cost
+
+    class Counts(Mapping[str, int]):
+        def __init__(self, **counts: int) -> None:
+            self._counts = counts
+
+        def __getitem__(self, key: str) -> int:
+            return self._counts[key]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._counts)
+
+        def __len__(self) -> int:
+            return len(self._counts)
+
+    assert _cost._field(Counts(prompt_tokens=3), "prompt_tokens") == 3
+    assert _cost._field(SimpleNamespace(prompt_tokens=4), "prompt_tokens") == 4
+    # Classes made on the fly are read as well as any, and never all kept.
+    kinds = [type(f"Reply{i}", (), {"usage": i}) for i in range(2 * _cost._KINDS_KEPT)]
+    assert [_cost._field(kind(), "usage") for kind in kinds] == list(range(len(kinds)))
+    assert len(_cost._IS_MAPPING) <= _cost._KINDS_KEPT

@@ -58,11 +58,12 @@ class Line:
         sleep_until: Sleeps until a time on that clock; defaults to `anyio.sleep_until`.
     """
 
-    __slots__ = ("_clock", "_gone", "_injected", "_queue", "_sleep_until")
+    __slots__ = ("_gone", "_injected", "_queue", "_sleep_until", "clock")
 
     def __init__(self, clock: Clock | None = None, sleep_until: SleepUntil | None = None) -> None:
         self._injected = clock is not None
-        self._clock: Clock = clock or anyio.current_time
+        #: Returns the current time (see `bind`); `now` calls it.
+        self.clock: Clock = clock or anyio.current_time
         self._sleep_until: SleepUntil = sleep_until or anyio.sleep_until
         self._queue: deque[_Waiter] = deque()
         self._gone = 0
@@ -75,11 +76,11 @@ class Line:
         clock is the same clock without that lookup.
         """
         if not self._injected:
-            self._clock = native_clock(loop)
+            self.clock = native_clock(loop)
 
     def now(self) -> float:
         """Return the current time on this line's clock."""
-        return self._clock()
+        return self.clock()
 
     @property
     def busy(self) -> bool:
@@ -97,7 +98,7 @@ class Line:
         The uncontended case of `join`, without a coroutine: when it returns
         ``False`` nothing was reserved, and the caller must `join`.
         """
-        return not self._queue and attempt(self._clock()) is None
+        return not self._queue and attempt(self.clock()) is None
 
     async def join(self, attempt: Attempt, undo: Callable[[], None]) -> None:
         """Wait in line until ``attempt`` lets this caller through.
@@ -119,7 +120,7 @@ class Line:
             if waiter.status == _ADMITTED:
                 return
         else:
-            retry_at = attempt(self._clock())
+            retry_at = attempt(self.clock())
             if retry_at is None:
                 return
             waiter = _Waiter(attempt, undo, _LEADING, retry_at)
@@ -139,7 +140,7 @@ class Line:
                     await self._sleep_until(retry_at)
                 waiter.scope = None
             waiter.stale = False
-            now = self._clock()
+            now = self.clock()
             next_try = waiter.attempt(now)
             if next_try is None:
                 break
@@ -177,7 +178,7 @@ class Line:
         elif waiter.status == _LEADING:
             self._queue.popleft()
             waiter.status = _GONE
-            self._advance(self._clock())
+            self._advance(self.clock())
         else:
             waiter.status = _GONE
             self._gone += 1

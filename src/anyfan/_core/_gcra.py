@@ -281,8 +281,9 @@ class Gcra:
             charge.seg_start = seg_start
             charge.seg_end = self._tat = seg_start + cost * self._interval
             pending = self._pending
-            if pending and pending[0].seg_end <= now:
-                self._drain(now)
+            # `_drain`, inlined: most admissions find a drained charge at the front.
+            while pending and pending[0].seg_end <= now:
+                pending.popleft().queued = False
             charge.queued = True
             pending.append(charge)
             charge.sliced = True

@@ -719,7 +719,7 @@ class Limits:
             raise ValueError("this ticket was already settled")
         ticket.settled = True
         failed = isinstance(outcome, BaseException)
-        now = self._line.now()
+        now = self._line.clock()
         units = ticket.costs
         rates = self._rates
         for j, charge in enumerate(ticket.charges):

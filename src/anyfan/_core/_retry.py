@@ -265,7 +265,7 @@ class PauseSchedule:
         waves: Steps in the ramp.
     """
 
-    __slots__ = ("_active", "_paused", "_started", "_until", "ramp", "waves")
+    __slots__ = ("_paused", "_started", "_until", "active", "ramp", "waves")
 
     def __init__(self, ramp: float = 5.0, waves: int = 8) -> None:
         self.ramp = ramp
@@ -273,17 +273,13 @@ class PauseSchedule:
         self._until = -math.inf
         self._started = 0
         self._paused = 0.0
-        self._active = False
+        #: Whether a pause or its ramp may still be holding starts (read on every admission).
+        self.active = False
 
     @property
     def until(self) -> float:
         """When the current (or last) pause ends."""
         return self._until
-
-    @property
-    def active(self) -> bool:
-        """Whether a pause or its ramp may still be holding starts."""
-        return self._active
 
     def trigger(self, delay: float, now: float) -> bool:
         """Pause new starts for ``delay`` seconds from ``now``; return whether that extended it."""
@@ -293,18 +289,18 @@ class PauseSchedule:
         self._paused += until - max(self._until, now)
         self._until = until
         self._started = 0
-        self._active = True
+        self.active = True
         return True
 
     def earliest(self, now: float) -> float:
         """Return the earliest time, at or after ``now``, that one more start may go."""
-        if not self._active:
+        if not self.active:
             return now
         if now < self._until:
             return self._until
         into = now - self._until
         if into >= self.ramp:
-            self._active = False
+            self.active = False
             return now
         step = self.ramp / self.waves
         wave = int(into // step)
@@ -314,7 +310,7 @@ class PauseSchedule:
 
     def take(self, now: float) -> None:
         """Count a start made at ``now`` (it passed `earliest`)."""
-        if self._active and now >= self._until:
+        if self.active and now >= self._until:
             self._started += 1
 
     def untake(self) -> None:

@@ -79,10 +79,23 @@ def count_text(text: str) -> int:
     return estimate if count is None else max(estimate, count(text))
 
 
+#: Whether each type seen by `_field` is a `Mapping`: asking the ABC costs a Python call
+#: per object, and every response (an SDK model, not a mapping) is asked twice. Bounded,
+#: so that classes made on the fly are never kept alive by it.
+_IS_MAPPING: dict[type, bool] = {dict: True}
+_KINDS_KEPT: Final = 256
+
+
 def _field(obj: object, name: str) -> object:
     """``obj[name]`` for a mapping, else ``obj.name`` (SDK objects), else ``None``."""
-    if type(obj) is dict or isinstance(obj, Mapping):
-        return obj.get(name)
+    kind = type(obj)
+    mapping = _IS_MAPPING.get(kind)
+    if mapping is None:
+        mapping = isinstance(obj, Mapping)
+        if len(_IS_MAPPING) < _KINDS_KEPT:
+            _IS_MAPPING[kind] = mapping
+    if mapping:
+        return obj.get(name)  # type: ignore[attr-defined]
     return getattr(obj, name, None)
 
 
