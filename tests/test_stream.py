@@ -477,9 +477,9 @@ async def test_the_duration_clock_is_the_loops_clock_less_its_offset() -> None:
     """Durations are read with a C clock when the loop's clock is that clock plus an offset."""
     import time
 
-    from anyfan._core._clock import loop_clocks
+    from anyfan._core._clock import duration_clock, loop_token, native_clock
 
-    now, tick = loop_clocks()
+    now, tick = native_clock(loop_token()), duration_clock(loop_token())
     if anyio.lowlevel.current_token().native_token.__class__.__module__.startswith("trio"):
         import trio
 

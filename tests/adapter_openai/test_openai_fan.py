@@ -558,11 +558,14 @@ async def test_the_trace_leaves_the_request_once_its_headers_are_out() -> None:
     await _trace("http11.send_request_headers.started", {})  # no request: nothing to drop
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
-async def test_httpcore_traces_a_limited_request_only_until_it_is_sent(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def _traced_sends(
+    monkeypatch: pytest.MonkeyPatch, requests: int, **limits: Any
+) -> tuple[list[str], Any]:
+    """Send ``requests`` through a limited fan, one at a time, to the simulator.
+
+    Returns the names of the httpcore trace events the adapter's trace saw,
+    and the fan.
+    """
     from anyfan.openai import _fan as adapter
     from anyfan.sim import Simulator
 
@@ -576,14 +579,24 @@ async def test_httpcore_traces_a_limited_request_only_until_it_is_sent(
     monkeypatch.setattr(adapter, "_trace", spy)
     with Simulator(seed=1) as sim:
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="sk-test") as client:
-            fan = ao.fan(client, rpm=120)  # a 2-unit slice: each admission fills half of it
-            (rate,) = fan.limits
+            fan = ao.fan(client, **limits)
 
             async def ask(request: dict[str, Any]) -> Any:
                 return await fan.client.chat.completions.create(**request)
 
-            replies = await fan.map(ask, [REQUEST] * 2, concurrency=1)
-    assert len(replies) == 2
+            replies = await fan.map(ask, [REQUEST] * requests, concurrency=1)
+    assert len(replies) == requests
+    return seen, fan
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_httpcore_traces_a_limited_request_only_until_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 2-unit slice: each admission fills half of it, so every send is reported.
+    seen, fan = await _traced_sends(monkeypatch, 2, rpm=120)
+    (rate,) = fan.limits
     sent = [name for name in seen if name.endswith("send_request_headers.started")]
     assert len(sent) == 2
     # Nothing past the headers' write: no body, response or close events.
@@ -678,25 +691,7 @@ async def test_requests_far_below_the_limits_are_traced_one_in_a_sample(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from anyfan._core._rate import QUIET_SAMPLE
-    from anyfan.openai import _fan as adapter
-    from anyfan.sim import Simulator
 
-    seen: list[str] = []
-    original = adapter._trace
-
-    async def spy(name: str, info: Any) -> None:
-        seen.append(name)
-        await original(name, info)
-
-    monkeypatch.setattr(adapter, "_trace", spy)
-    with Simulator(seed=1) as sim:
-        async with openai.AsyncOpenAI(base_url=sim.base_url, api_key="sk-test") as client:
-            fan = ao.fan(client, rpm=60_000, tpm=10**8)
-
-            async def ask(request: dict[str, Any]) -> Any:
-                return await fan.client.chat.completions.create(**request)
-
-            replies = await fan.map(ask, [REQUEST] * (2 * QUIET_SAMPLE), concurrency=1)
-    assert len(replies) == 2 * QUIET_SAMPLE
+    seen, _ = await _traced_sends(monkeypatch, 2 * QUIET_SAMPLE, rpm=60_000, tpm=10**8)
     sent = [name for name in seen if name.endswith("send_request_headers.started")]
     assert len(sent) == 2  # the slices stayed under half full

@@ -12,8 +12,6 @@ import asyncio
 import types
 from collections.abc import Awaitable, Callable, Generator
 
-from ._clock import loop_token
-
 Checkpoint = Callable[[], Awaitable[None]]
 
 
@@ -33,8 +31,3 @@ def native_checkpoint(loop: object) -> Checkpoint:
 
     checkpoint: Checkpoint = trio.lowlevel.checkpoint
     return checkpoint
-
-
-def loop_checkpoint() -> Checkpoint:
-    """Return a function that yields to the running loop's scheduler, as anyio's checkpoint does."""
-    return native_checkpoint(loop_token())

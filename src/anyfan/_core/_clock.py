@@ -70,9 +70,3 @@ def loop_token() -> object:
 def loop_clock() -> Clock:
     """Return a function reading the running loop's clock (the one test clocks drive)."""
     return native_clock(loop_token())
-
-
-def loop_clocks() -> tuple[Clock, Clock]:
-    """Return the running loop's `native_clock` and `duration_clock`, in that order."""
-    loop = loop_token()
-    return native_clock(loop), duration_clock(loop)

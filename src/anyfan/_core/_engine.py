@@ -26,8 +26,8 @@ from anyio.abc import TaskGroup
 from ._aggregate import PENDING, Collector
 from ._attempts import guarded as attempts_of
 from ._channel import Channel
-from ._checkpoint import Checkpoint, loop_checkpoint
-from ._clock import loop_clocks
+from ._checkpoint import Checkpoint, native_checkpoint
+from ._clock import duration_clock, loop_token, native_clock
 from ._errors import DeadlineExceeded, Misuse
 from ._options import CHECKPOINT_EVERY
 from ._ordering import Reorderer
@@ -202,6 +202,8 @@ class Run(Generic[T, R]):
         self._now: Callable[[], float] = anyio.current_time
         #: The same clock for durations only (`_clock.duration_clock`): maybe cheaper.
         self._tick: Callable[[], float] = anyio.current_time
+        #: Yields to the scheduler: the backend's own checkpoint, once the run has started.
+        self._yield: Checkpoint = anyio.lowlevel.checkpoint
         #: What each worker task runs; a subclass may put a specialised loop here.
         self._work: Callable[[], Coroutine[Any, Any, None]] = self._worker
 
@@ -283,8 +285,9 @@ class Run(Generic[T, R]):
                     self._deadline_scope = scope
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
-                    self._now, self._tick = loop_clocks()
-                    self._yield = loop_checkpoint()
+                    loop = loop_token()
+                    self._now, self._tick = native_clock(loop), duration_clock(loop)
+                    self._yield = native_checkpoint(loop)
                     if self._guarded is not None:
                         self._guarded.bind()
                     self._spawn()
@@ -516,7 +519,6 @@ class Run(Generic[T, R]):
 
     _timed = False
     _deadline_scope: anyio.CancelScope | None = None
-    _yield: Checkpoint  # set as the run starts, before any worker
 
 
 class MapRun(Run[T, R]):

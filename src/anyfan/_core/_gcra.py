@@ -380,8 +380,11 @@ class Gcra:
         for a longer delay, and narrows again as slow ones age out. While it
         is wider, the slice passes one second's share per ``SLICE + guard``
         seconds, so a request sent that late cannot land in the provider's
-        next slice.
+        next slice. A NaN or a negative delay (clock noise) tells nothing and
+        is ignored.
         """
+        if not delay >= 0:
+            return
         delays = self._delays
         if delays is None:
             # Cautious until a quarter of them is known: the first requests of a run

@@ -271,8 +271,7 @@ class Rate:
             seconds: The delay between admission and the request leaving.
             now: The current time; by default the event loop's clock.
         """
-        if seconds >= 0:  # a NaN or a negative delay (clock noise) tells nothing
-            self._state.observe_delay(seconds, _now(now))
+        self._state.observe_delay(seconds, _now(now))
 
     def observe(
         self, remaining: float, reset: float | None = None, *, now: float | None = None
@@ -772,9 +771,8 @@ class Limits:
 
         `Rate.report_delay` for all the rates at once; `note_sent` calls it.
         """
-        if seconds >= 0:  # a NaN or a negative delay (clock noise) tells nothing
-            for rate in self._rates:
-                rate._state.observe_delay(seconds, now)
+        for rate in self._rates:
+            rate._state.observe_delay(seconds, now)
 
     def stats(self) -> tuple[LimitStats, ...]:
         """Per-rate admitted units per second over the recent window, against each limit."""

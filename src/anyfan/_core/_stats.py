@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._window import SlidingSum
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -66,56 +68,24 @@ class FanStats:
     limits: tuple[LimitStats, ...] = ()
 
 
-class AdmissionMeter:
-    """Units admitted per rate limit over a sliding window of ``buckets`` time slots.
+class AdmissionMeter(SlidingSum):
+    """Units admitted per rate limit over a sliding window: a `SlidingSum` column per limit.
 
-    Each slot holds one sum per limit, so recording an admission finds its
-    slot once for all the limits: it runs on every admitted call. An amount
-    leaves the window between ``window - window / buckets`` and ``window``
-    seconds after it was recorded; a clock that jumps drops the history
-    rather than misread it.
+    Recording an admission finds its time slot once for all the limits: it
+    runs on every admitted call.
     """
 
-    __slots__ = ("_current", "_row", "_rows", "_stamps", "_width", "window")
+    __slots__ = ()
 
     def __init__(self, count: int, window: float = RATE_WINDOW, buckets: int = 20) -> None:
-        self.window = window
-        self._width = window / buckets
-        self._rows = [[0.0] * count for _ in range(buckets)]
-        # The absolute slot number each row holds, or None when unused.
-        self._stamps: list[int | None] = [None] * buckets
-        # The slot number and row the last admission went to: most go there too.
-        self._current: int | None = None
-        self._row = self._rows[0]
+        super().__init__(window, buckets, columns=count)
 
-    def record(self, costs: Sequence[float], now: float) -> None:
-        """Count one admission that charged ``costs`` (one per limit) at ``now``."""
-        index = int(now // self._width)
-        if index != self._current:
-            self._turn(index)
-        row = self._row
-        for i, cost in enumerate(costs):
-            row[i] += cost
-
-    def _turn(self, index: int) -> None:
-        slot = index % len(self._rows)
-        row = self._rows[slot]
-        if self._stamps[slot] != index:
-            self._stamps[slot] = index
-            row[:] = [0.0] * len(row)
-        self._current, self._row = index, row
+    #: Count one admission that charged ``costs`` (one per limit) at ``now``.
+    record = SlidingSum.add_row
 
     def rates(self, now: float) -> tuple[float, ...]:
         """Units admitted per second, per limit, over the window ending at ``now``."""
-        current = int(now // self._width)
-        oldest = current - len(self._rows)
-        rows = [
-            row
-            for stamp, row in zip(self._stamps, self._rows, strict=True)
-            if stamp is not None and oldest < stamp <= current
-        ]
-        count = len(self._rows[0])
-        return tuple(sum(row[i] for row in rows) / self.window for i in range(count))
+        return tuple(total / self.window for total in self.totals(now))
 
 
 class Stats:

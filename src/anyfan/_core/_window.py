@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class SlidingSum:
     """Amounts added over the last ``window`` seconds, kept in ``buckets`` slots.
@@ -10,50 +12,65 @@ class SlidingSum:
     so an amount leaves the sum between ``window - window / buckets`` and
     ``window`` seconds after it was added. If the clock jumps (backwards, or
     forwards past the window) the history is dropped rather than misread.
+    With ``columns`` above 1 it keeps that many sums side by side, each added
+    to at once by `add_row` (an admission's cost under each of its limits).
 
     Args:
         window: Seconds the sum looks back (positive).
         buckets: Slots the window is cut into (at least 1).
+        columns: Sums kept side by side (0 or more).
     """
 
-    __slots__ = ("_amounts", "_buckets", "_current", "_slot", "_stamps", "_width", "window")
+    __slots__ = ("_current", "_row", "_rows", "_stamps", "_width", "window")
 
-    def __init__(self, window: float, buckets: int = 10) -> None:
+    def __init__(self, window: float, buckets: int = 10, columns: int = 1) -> None:
         self.window = window
-        self._buckets = buckets
         self._width = window / buckets
-        self._amounts = [0.0] * buckets
+        self._rows = [[0.0] * columns for _ in range(buckets)]
         # The absolute bucket number each slot holds, or None when unused.
         self._stamps: list[int | None] = [None] * buckets
-        # The bucket number and slot the last `add` wrote to: most adds land there too.
+        # The bucket number and row the last addition went to: most additions land there too.
         self._current: int | None = None
-        self._slot = 0
-
-    def _index(self, now: float) -> int:
-        return int(now // self._width)
+        self._row = self._rows[0]
 
     def add(self, amount: float, now: float) -> None:
-        """Add ``amount`` at time ``now``."""
+        """Add ``amount`` at time ``now`` (to the first column)."""
         index = int(now // self._width)
-        if index == self._current:
-            self._amounts[self._slot] += amount
-            return
-        slot = index % self._buckets
+        if index != self._current:
+            self._turn(index)
+        self._row[0] += amount
+
+    def add_row(self, amounts: Sequence[float], now: float) -> None:
+        """Add ``amounts`` (one per column) at time ``now``."""
+        index = int(now // self._width)
+        if index != self._current:
+            self._turn(index)
+        row = self._row
+        for column, amount in enumerate(amounts):
+            row[column] += amount
+
+    def _turn(self, index: int) -> None:
+        slot = index % len(self._rows)
+        row = self._rows[slot]
         if self._stamps[slot] != index:
             self._stamps[slot] = index
-            self._amounts[slot] = 0.0
-        self._amounts[slot] += amount
-        self._current, self._slot = index, slot
+            row[:] = [0.0] * len(row)
+        self._current, self._row = index, row
 
     def total(self, now: float) -> float:
         """Return the sum of the amounts added within the window ending at ``now``."""
-        current = self._index(now)
-        oldest = current - self._buckets
-        return sum(
-            amount
-            for stamp, amount in zip(self._stamps, self._amounts, strict=True)
+        return self.totals(now)[0]
+
+    def totals(self, now: float) -> tuple[float, ...]:
+        """Return each column's sum of the amounts added within the window ending at ``now``."""
+        current = int(now // self._width)
+        oldest = current - len(self._rows)
+        rows = [
+            row
+            for stamp, row in zip(self._stamps, self._rows, strict=True)
             if stamp is not None and oldest < stamp <= current
-        )
+        ]
+        return tuple(sum(row[column] for row in rows) for column in range(len(self._rows[0])))
 
 
 class HighQuantile:

@@ -622,13 +622,7 @@ class _HeaderObserver:
         tokens = None if self._tokens is None else self._tokens()
         if requests is None and tokens is None:
             return  # its Fans are gone; the hook is pruned when the next one is installed
-        # `observe_rate_limits`, one call shallower: this runs on every response.
-        headers = response.headers
-        values = _calibration(headers)
-        if requests is not None:
-            _observe(requests, headers, values, 0, None)
-        if tokens is not None:
-            _observe(tokens, headers, values, 2, None)
+        observe_rate_limits(response.headers, requests=requests, tokens=tokens)
 
 
 #: The headers that calibrate the rates, in the order `_calibration` returns them.
