@@ -440,14 +440,3 @@ def test_high_quantile_of_recent_values() -> None:
         recent.add(1.0)
     assert recent.value == 1.0
     assert HighQuantile(8, initial=5.0).add(1.0) == 5.0
-
-
-def test_busy_once_an_admission_leaves_the_slice_half_full() -> None:
-    g = Gcra(10, 1, burst=10)  # a slice of 10 units
-    busy = []
-    for i in range(6):
-        g.reserve(1, i * 0.01)
-        busy.append(g.busy)
-    assert busy == [False, False, False, False, True, True]
-    g.reserve(1, 5.0)  # the slice has emptied since
-    assert not g.busy

@@ -129,7 +129,6 @@ class Gcra:
         "_slice_sum",
         "_span",
         "_tat",
-        "busy",
         "most",
         "rate",
     )
@@ -147,9 +146,6 @@ class Gcra:
         self._guard = GUARD
         self._span = SLICE + GUARD
         self._delays: HighQuantile | None = None
-        #: Whether the latest admission left the slice at least half full: below that, no
-        #: provider slice can overfill even with delays a second apart (see `Limits`).
-        self.busy = False
         self._set(limit, per, burst)
 
     def _set(self, limit: float, per: float, burst: float | None) -> None:
@@ -289,7 +285,6 @@ class Gcra:
             charge.sliced = True
             entries.append(charge)
             self._slice_sum += cost
-            self.busy = self._slice_sum * 2 >= self._cap
         return charge
 
     def _expire(self, t: float) -> None:

@@ -38,9 +38,6 @@ DEFAULT_LOCAL_SHARE = 0.25
 #: Seconds a cancelled or finished call's refund to a store may take before it is dropped.
 _REFUND_TIMEOUT = 2.0
 
-#: While every rate's slice is under half full, one admission in this many reports its send.
-QUIET_SAMPLE = 8
-
 
 def _format(x: float) -> str:
     return f"{x:g}"
@@ -263,9 +260,8 @@ class Rate:
         The slice's guard keeps wider than the longest recent delay (within
         a bound; see docs/explanation/limits.md), so that a request sent
         late cannot crowd into the provider's next slice.
-        `anyfan.openai.fan` reports the requests it sends (every one while
-        the slice is at least half full, a sample below that); call this
-        from your own transport to do the same.
+        `anyfan.openai.fan` reports every request it sends; call this from
+        your own transport to do the same.
 
         Args:
             seconds: The delay between admission and the request leaving.
@@ -405,7 +401,6 @@ class Ticket:
         "settled",
         "start",
         "stored",
-        "watched",
     )
 
     def __init__(self, limits: Limits, item: Any, costs: list[float]) -> None:
@@ -423,8 +418,6 @@ class Ticket:
         self.pending: Sequence[tuple[RateStore, StoredCharge, float]] = ()
         self.start = math.nan
         self.settled = False
-        # Whether the delay until its request leaves is reported (see `Limits.acquire`).
-        self.watched = True
 
     def __repr__(self) -> str:
         return f"Ticket(costs={self.costs!r}, start={self.start!r})"
@@ -458,17 +451,6 @@ class Ticket:
             ]
         self.start = now
         limits._meter.record(self.costs, now)
-        if not limits._watch_all:
-            for state in states:
-                if state.busy:
-                    break
-            else:
-                # Every slice is under half full: only a sample keeps the guard current.
-                limits._quiet += 1
-                if limits._quiet < QUIET_SAMPLE:
-                    self.watched = False
-                else:
-                    limits._quiet = 0
         return None
 
     def _undo(self) -> None:
@@ -510,11 +492,9 @@ class Limits:
         "_meter",
         "_pause",
         "_pause_schedule",
-        "_quiet",
         "_rates",
         "_states",
         "_stores",
-        "_watch_all",
     )
 
     def __init__(
@@ -548,9 +528,6 @@ class Limits:
                 stores.setdefault(id(rate._store), (rate._store, []))[1].append(i)
         self._stores = tuple((store, tuple(members)) for store, members in stores.values())
         self._externals = tuple(externals)
-        # A stored rate's slice is the store's, unseen here: its every send is reported.
-        self._watch_all = bool(self._stores)
-        self._quiet = 0
         self._pause = pause
         self._pause_schedule = None if pause is None else pause.schedule
         self._line = Line(clock, sleep_until)
@@ -599,12 +576,7 @@ class Limits:
         """Wait until every limit admits a call on ``item``; return its `Ticket`.
 
         Call it right before the call starts (after taking a concurrency
-        slot), so that admission and start coincide. The ticket is kept for
-        `note_sent`, which reports the delay until the call's request leaves
-        to the rates' slice guards; while every rate's one-second slice is
-        under half full, only one admission in `QUIET_SAMPLE` is: no provider
-        slice can then overfill even with delays a second apart, and a sample
-        keeps the guard current.
+        slot), so that admission and start coincide.
 
         Raises:
             TypeError, ValueError: If a rate's ``cost`` function returns nonsense.
@@ -628,8 +600,7 @@ class Limits:
             await line.join(attempt, ticket._undo)
         if self._stores:
             await self.reserve_stored(ticket)
-        # For `note_sent`, when the call's request leaves; cleared when it need not report.
-        ADMITTED.set(ticket if ticket.watched else None)
+        ADMITTED.set(ticket)  # for `note_sent`, when the call's request leaves
         return ticket
 
     async def reserve_stored(self, ticket: Ticket) -> None:

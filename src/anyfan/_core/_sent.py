@@ -29,9 +29,7 @@ def note_sent(now: float | None = None) -> float | None:
     The delay runs from the call's admission by its limits to ``now`` (by
     default the limiter's clock). Each admission is reported once: later
     calls for the same one (a redirect, say) return ``None``, as does a call
-    with no limits, or one whose rates need not hear of it (while their
-    slices are under half full, only a sample of admissions is reported;
-    see `Limits.acquire`).
+    with no limits.
     """
     ticket = ADMITTED.get()
     if ticket is None:

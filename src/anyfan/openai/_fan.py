@@ -771,7 +771,7 @@ class _SendWatcher:
 
     async def __call__(self, request: Any) -> None:
         if not send_pending():
-            return  # outside a limited Fan, or an admission its rates need not hear of
+            return  # outside a limited Fan, or sent before (a redirect): nothing to report
         extensions = getattr(request, "extensions", None)
         if self._traced and isinstance(extensions, dict) and "trace" not in extensions:
             extensions["trace"] = _trace
