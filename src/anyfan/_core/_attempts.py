@@ -210,3 +210,7 @@ def _pause(
             telemetry.paused(event)
         if hooks.on_pause is not None:
             hooks.on_pause(event)
+
+
+#: The code of this module's frames a call's error passes through (`shed_frames`).
+FRAMES = frozenset({timed.__code__, guarded.__code__, _observed.__code__})

@@ -24,11 +24,12 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._aggregate import PENDING, Collector
+from ._attempts import FRAMES as ATTEMPT_FRAMES
 from ._attempts import guarded as attempts_of
 from ._channel import Channel
 from ._checkpoint import Checkpoint, native_checkpoint
 from ._clock import duration_clock, loop_token, native_clock
-from ._errors import DeadlineExceeded, Misuse
+from ._errors import DeadlineExceeded, Misuse, shed_frames
 from ._options import CHECKPOINT_EVERY
 from ._ordering import Reorderer
 from ._outcome import Outcome, OutcomeDraft, make_outcome
@@ -204,8 +205,11 @@ class Run(Generic[T, R]):
         self._tick: Callable[[], float] = anyio.current_time
         #: Yields to the scheduler: the backend's own checkpoint, once the run has started.
         self._yield: Checkpoint = anyio.lowlevel.checkpoint
-        #: What each worker task runs; a subclass may put a specialised loop here.
-        self._work: Callable[[], Coroutine[Any, Any, None]] = self._worker
+        #: What each worker task runs, given the run; a subclass may put a specialised
+        #: loop here. The function, not a bound method: a bound method kept on the
+        #: run would make a reference cycle, and then the run, with every result it
+        #: still holds, would outlive the call until the cyclic collector found it.
+        self._work: Callable[[Any], Coroutine[Any, Any, None]] = Run._worker
 
     # -- hooks for subclasses ------------------------------------------------
 
@@ -245,7 +249,7 @@ class Run(Generic[T, R]):
         self._spawned += count
         self._live += count
         for _ in range(count):
-            self._tg.start_soon(self._work)
+            self._tg.start_soon(self._work, self)
 
     def _grow(self) -> None:
         """Double the workers (up to the width): an item was just pulled, so more may follow.
@@ -412,7 +416,7 @@ class Run(Generic[T, R]):
                             stats.cancelled += 1
                             raise  # stops the run, below
                         except Exception as exc:
-                            value, error = None, exc
+                            value, error = None, shed_frames(exc, ENGINE_FRAMES)
                         except BaseException:
                             stats.cancelled += 1
                             raise
@@ -448,6 +452,8 @@ class Run(Generic[T, R]):
                         value, error, attempts, started = await attempts_of(
                             call_each, item, slots, stats, guarded, self._now
                         )
+                        if error is not None:
+                            shed_frames(error, ENGINE_FRAMES)
                         if (
                             error is None
                             and results is not None
@@ -575,7 +581,7 @@ class StreamRun(Run[T, R]):
         ):
             # Shared by the workers: one call pulls an item and numbers it.
             self._numbered = enumerate(self._iter)
-            self._work = self._plain_worker
+            self._work = StreamRun._plain_worker
 
     async def _deliver(
         self,
@@ -649,7 +655,7 @@ class StreamRun(Run[T, R]):
                             stats.cancelled += 1
                         raise  # stops the run, below
                     except Exception as exc:
-                        value, error = None, exc
+                        value, error = None, shed_frames(exc, ENGINE_FRAMES)
                         if shared:
                             stats.failed += 1
                     except BaseException:
@@ -743,3 +749,12 @@ class Outcomes(Generic[T, R]):
         reader = self._reader
         if reader is not None and reader.ag_await is None:
             await reader.aclose()
+
+
+#: The engine's frames an item's error passes through, dropped from its
+#: traceback before the error is kept for the caller (`shed_frames`).
+ENGINE_FRAMES: Final = ATTEMPT_FRAMES | {
+    Run._worker.__code__,
+    Run._call_timed.__code__,
+    StreamRun._plain_worker.__code__,
+}

@@ -3,8 +3,29 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Self
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from types import CodeType
+from typing import Any, Self, TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
+
+def shed_frames(error: E, codes: Container[CodeType]) -> E:
+    """Drop the frames running ``codes`` from the head of ``error``'s traceback; return it.
+
+    An error the engine keeps for the caller (a map's result, an outcome's
+    ``error``) carries the frames it passed through, each with its locals: the
+    engine's frames would keep the run, and every result it holds, reachable
+    from that error, which the results reach in turn. Such a cycle is freed
+    only by the cyclic garbage collector, long after the caller dropped the
+    results. The engine's frames tell a reader of the traceback nothing
+    either: it then starts at the caller's own function.
+    """
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code in codes:
+        tb = tb.tb_next
+    error.__traceback__ = tb
+    return error
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
