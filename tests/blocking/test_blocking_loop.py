@@ -64,6 +64,22 @@ def test_errors_reach_the_caller_with_the_frames_that_raised(facade_loop: Loop) 
     assert names[-1] == "fail_deep"
 
 
+class Result:
+    """A value that can be weakly referenced."""
+
+
+async def make_result() -> Result:
+    await anyio.sleep(0)
+    return Result()
+
+
+def test_results_are_not_kept_once_the_caller_drops_them(facade_loop: Loop) -> None:
+    # The first call also starts the loop: its job waited in the backlog.
+    for _ in range(2):
+        result = weakref.ref(facade_loop.call(make_result))
+        assert result() is None
+
+
 def test_keyboard_interrupt_raised_by_the_call_reaches_the_caller(facade_loop: Loop) -> None:
     async def interrupt() -> None:
         raise KeyboardInterrupt

@@ -437,8 +437,10 @@ class Loop:
             else:
                 stop.set()  # closed while starting
             self._pending.update(backlog)
-        for job in backlog:
-            self._start(job)
+        # Popped, not iterated: this frame waits below for the loop's whole life, and
+        # a local still naming a job would keep its result alive as long.
+        while backlog:
+            self._start(backlog.pop(0))
         await stop.wait()
         with self._lock:
             self._post = None
