@@ -580,7 +580,9 @@ class StreamRun(Run[T, R]):
             and self._observer is None
         ):
             # Shared by the workers: one call pulls an item and numbers it.
-            self._numbered = enumerate(self._iter)
+            # `islice` lets go of the input once it is exhausted or has raised, so
+            # workers pulling afterwards never call the user's iterator again.
+            self._numbered = enumerate(itertools.islice(self._iter, None))
             self._work = StreamRun._plain_worker
 
     async def _deliver(
@@ -625,76 +627,85 @@ class StreamRun(Run[T, R]):
         _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
         growing = True
         try:
-            while not self._stopping:
-                try:
-                    index, item = next(self._numbered)
-                except StopIteration:
-                    # Later pulls see an empty iterator, never the user's again.
-                    self._numbered = enumerate(())
-                    return
-                except BaseException as exc:
-                    self._abort(exc)
-                    return
-                if growing:
-                    # Once at full width it stays there: stop asking.
-                    growing = self._spawned < self._width
+            if self._stopping:
+                return
+            try:
+                # A `for` loop over the shared iterator: its items come without a
+                # call to `next` each. Any worker may end it; `islice` (see
+                # `__init__`) then keeps every later pull away from the input.
+                for index, item in self._numbered:
                     if growing:
-                        self._grow()
-                value: Any
-                error: Exception | None
-                try:
-                    if shared:
-                        if not slots.try_acquire():
-                            await slots.acquire()
-                        stats.started += 1
-                    started = now()
+                        # Once at full width it stays there: stop asking.
+                        growing = self._spawned < self._width
+                        if growing:
+                            self._grow()
+                    value: Any
+                    error: Exception | None
                     try:
-                        value = await call(item)
-                    except Misuse:
                         if shared:
-                            stats.cancelled += 1
-                        raise  # stops the run, below
-                    except Exception as exc:
-                        value, error = None, shed_frames(exc, ENGINE_FRAMES)
-                        if shared:
-                            stats.failed += 1
-                    except BaseException:
-                        if shared:
-                            stats.cancelled += 1
+                            if not slots.try_acquire():
+                                await slots.acquire()
+                            stats.started += 1
+                        started = now()
+                        try:
+                            value = await call(item)
+                        except Misuse:
+                            if shared:
+                                stats.cancelled += 1
+                            raise  # stops the run, below
+                        except Exception as exc:
+                            value, error = None, shed_frames(exc, ENGINE_FRAMES)
+                            if shared:
+                                stats.failed += 1
+                        except BaseException:
+                            if shared:
+                                stats.cancelled += 1
+                            raise
+                        else:
+                            error = None
+                            if shared:
+                                stats.succeeded += 1
+                        finally:
+                            if shared:
+                                slots.release()
+                        if deadline_scope is not None and deadline_scope.cancel_called:
+                            return  # a late result (see `_worker`)
+                        # `make_outcome`, inlined: the call cost ~0.06 µs per item.
+                        outcome: Any = OutcomeDraft()
+                        outcome.index = index
+                        outcome.item = item
+                        outcome.value = value
+                        outcome.error = error
+                        outcome.attempts = 1
+                        outcome.elapsed = now() - started
+                        outcome.__class__ = Outcome
+                        # `channel.try_put`, inlined as `Channel` allows: ~0.08 µs per item.
+                        entries = channel.entries
+                        if len(entries) < capacity:
+                            entries.append(outcome)
+                            if channel.reader_waiting is not None:
+                                channel.wake_reader()
+                        else:
+                            await channel.put(outcome)
+                    except cancelled:
                         raise
-                    else:
-                        error = None
-                        if shared:
-                            stats.succeeded += 1
-                    finally:
-                        if shared:
-                            slots.release()
-                    if deadline_scope is not None and deadline_scope.cancel_called:
-                        return  # a late result (see `_worker`)
-                    # `make_outcome`, inlined: the call cost ~0.06 µs per item.
-                    outcome: Any = OutcomeDraft()
-                    outcome.index = index
-                    outcome.item = item
-                    outcome.value = value
-                    outcome.error = error
-                    outcome.attempts = 1
-                    outcome.elapsed = now() - started
-                    outcome.__class__ = Outcome
-                    # `channel.try_put`, inlined as `Channel` allows: ~0.08 µs per item.
-                    entries = channel.entries
-                    if len(entries) < capacity:
-                        entries.append(outcome)
-                        if channel.reader_waiting is not None:
-                            channel.wake_reader()
-                    else:
-                        await channel.put(outcome)
-                except cancelled:
+                    except BaseException as exc:
+                        if is_cancellation(exc, cancelled):
+                            raise
+                        self._abort(exc)
+                        return
+                    # Checked before the loop pulls again, as `while` would: a
+                    # stopped run takes nothing more from the input.
+                    if self._stopping:
+                        return
+            except cancelled:
+                raise
+            except BaseException as exc:
+                # The input raised (each item's own errors are handled above).
+                if is_cancellation(exc, cancelled):
                     raise
-                except BaseException as exc:
-                    if is_cancellation(exc, cancelled):
-                        raise
-                    self._abort(exc)
-                    return
+                self._abort(exc)
+                return
         finally:
             self._live -= 1
             if self._live == 0:
