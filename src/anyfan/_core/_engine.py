@@ -627,7 +627,10 @@ class StreamRun(Run[T, R]):
         _holding.set(self._pool)  # this task's own context: calls below run in a slot of it
         growing = True
         try:
-            if self._stopping:
+            # Through a local: checked on the attribute itself, a type checker would
+            # take the attribute for false from here on, and the check below for dead.
+            stopped = self._stopping
+            if stopped:
                 return
             try:
                 # A `for` loop over the shared iterator: its items come without a
