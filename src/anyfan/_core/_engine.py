@@ -644,59 +644,51 @@ class StreamRun(Run[T, R]):
                             self._grow()
                     value: Any
                     error: Exception | None
+                    if shared:
+                        if not slots.try_acquire():
+                            await slots.acquire()
+                        stats.started += 1
+                    started = now()
                     try:
+                        value = await call(item)
+                    except Misuse:
                         if shared:
-                            if not slots.try_acquire():
-                                await slots.acquire()
-                            stats.started += 1
-                        started = now()
-                        try:
-                            value = await call(item)
-                        except Misuse:
-                            if shared:
-                                stats.cancelled += 1
-                            raise  # stops the run, below
-                        except Exception as exc:
-                            value, error = None, shed_frames(exc, ENGINE_FRAMES)
-                            if shared:
-                                stats.failed += 1
-                        except BaseException:
-                            if shared:
-                                stats.cancelled += 1
-                            raise
-                        else:
-                            error = None
-                            if shared:
-                                stats.succeeded += 1
-                        finally:
-                            if shared:
-                                slots.release()
-                        if deadline_scope is not None and deadline_scope.cancel_called:
-                            return  # a late result (see `_worker`)
-                        # `make_outcome`, inlined: the call cost ~0.06 µs per item.
-                        outcome: Any = OutcomeDraft()
-                        outcome.index = index
-                        outcome.item = item
-                        outcome.value = value
-                        outcome.error = error
-                        outcome.attempts = 1
-                        outcome.elapsed = now() - started
-                        outcome.__class__ = Outcome
-                        # `channel.try_put`, inlined as `Channel` allows: ~0.08 µs per item.
-                        entries = channel.entries
-                        if len(entries) < capacity:
-                            entries.append(outcome)
-                            if channel.reader_waiting is not None:
-                                channel.wake_reader()
-                        else:
-                            await channel.put(outcome)
-                    except cancelled:
+                            stats.cancelled += 1
+                        raise  # stops the run, below
+                    except Exception as exc:
+                        value, error = None, shed_frames(exc, ENGINE_FRAMES)
+                        if shared:
+                            stats.failed += 1
+                    except BaseException:
+                        if shared:
+                            stats.cancelled += 1
                         raise
-                    except BaseException as exc:
-                        if is_cancellation(exc, cancelled):
-                            raise
-                        self._abort(exc)
-                        return
+                    else:
+                        error = None
+                        if shared:
+                            stats.succeeded += 1
+                    finally:
+                        if shared:
+                            slots.release()
+                    if deadline_scope is not None and deadline_scope.cancel_called:
+                        return  # a late result (see `_worker`)
+                    # `make_outcome`, inlined: the call cost ~0.06 µs per item.
+                    outcome: Any = OutcomeDraft()
+                    outcome.index = index
+                    outcome.item = item
+                    outcome.value = value
+                    outcome.error = error
+                    outcome.attempts = 1
+                    outcome.elapsed = now() - started
+                    outcome.__class__ = Outcome
+                    # `channel.try_put`, inlined as `Channel` allows: ~0.08 µs per item.
+                    entries = channel.entries
+                    if len(entries) < capacity:
+                        entries.append(outcome)
+                        if channel.reader_waiting is not None:
+                            channel.wake_reader()
+                    else:
+                        await channel.put(outcome)
                     # Checked before the loop pulls again, as `while` would: a
                     # stopped run takes nothing more from the input.
                     if self._stopping:
@@ -704,7 +696,8 @@ class StreamRun(Run[T, R]):
             except cancelled:
                 raise
             except BaseException as exc:
-                # The input raised (each item's own errors are handled above).
+                # The input raised, or what must stop the run (a `Misuse`, a
+                # KeyboardInterrupt from the call); an item's own errors are kept above.
                 if is_cancellation(exc, cancelled):
                     raise
                 self._abort(exc)

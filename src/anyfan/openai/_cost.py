@@ -81,7 +81,7 @@ def count_text(text: str) -> int:
 
 #: Whether each type seen by `_field` is a `Mapping`: asking the ABC costs a Python call
 #: per object, and every response (an SDK model, not a mapping) is asked twice. Bounded,
-#: so that classes made on the fly are never kept alive by it.
+#: so that classes made on the fly cannot pile up in it (past 256 kinds, types are asked).
 _IS_MAPPING: dict[type, bool] = {dict: True}
 _KINDS_KEPT: Final = 256
 
