@@ -430,7 +430,9 @@ class Run(Generic[T, R]):
                     if pulled is _DONE:
                         return
                     index, item = pulled
-                if index >= self._grow_at:
+                # The width first: an int comparison the interpreter specialises,
+                # and once at full width (most of a run) the only one.
+                if self._spawned < self._width and index >= self._grow_at:
                     self._grow()
                 value: Any
                 error: Exception | None
