@@ -80,10 +80,18 @@ def normal(value: Any) -> Any:
 # -- map -----------------------------------------------------------------------
 
 
-def facade_map(name: str, scenario: list[Job], concurrency: int, policy: str) -> Any:
+def facade_map(
+    name: str, scenario: list[Job], concurrency: int, policy: str, sized: bool = False
+) -> Any:
     probe = Probe()
     pulls: list[int] = []
-    source = CountingInput(scenario, on_pull=lambda pulled: pulls.append(pulled - probe.ended))
+    # A list tells its length, so the run starts its workers at once; the counting
+    # input does not, so they grow as items come: each start is checked both ways.
+    source: Any = (
+        scenario
+        if sized
+        else CountingInput(scenario, on_pull=lambda pulled: pulls.append(pulled - probe.ended))
+    )
     try:
         result: Any = blocking.map(
             probe, source, concurrency=concurrency, errors=policy, loop=LOOPS[name]
@@ -94,10 +102,13 @@ def facade_map(name: str, scenario: list[Job], concurrency: int, policy: str) ->
     return probe, result
 
 
-async def direct_map(scenario: list[Job], concurrency: int, policy: Any) -> Any:
+async def direct_map(
+    scenario: list[Job], concurrency: int, policy: Any, sized: bool = False
+) -> Any:
     probe = Probe()
+    source: Any = scenario if sized else CountingInput(scenario)
     try:
-        result: Any = await anyfan.map(probe, scenario, concurrency=concurrency, errors=policy)
+        result: Any = await anyfan.map(probe, source, concurrency=concurrency, errors=policy)
     except FanError as error:
         result = error
     return probe, result
@@ -129,15 +140,15 @@ def summary(
 
 
 @PROPERTY
-@given(scenario=jobs(), concurrency=concurrencies, policy=error_policies)
+@given(scenario=jobs(), concurrency=concurrencies, policy=error_policies, sized=st.booleans())
 def test_map_through_the_facade_matches_awaiting_it(
-    scenario: list[Job], concurrency: int, policy: str
+    scenario: list[Job], concurrency: int, policy: str, sized: bool
 ) -> None:
     for name in LOOPS:
         full = exact(name)
-        played = facade_map(name, scenario, concurrency, policy)
+        played = facade_map(name, scenario, concurrency, policy, sized)
         by_facade = summary(scenario, concurrency, policy, *played, full)
-        played = direct(direct_map, scenario, concurrency, policy, name=name)
+        played = direct(direct_map, scenario, concurrency, policy, sized, name=name)
         by_await = summary(scenario, concurrency, policy, *played, full)
         assert by_facade == by_await, name
 
