@@ -124,7 +124,7 @@ async def test_a_list_that_grows_while_read_still_reaches_the_width() -> None:
     assert most == 10
 
 
-async def test_every_item_one_outcome_whatever_the_start(anyio_backend: Any) -> None:
+async def test_every_item_one_outcome_whatever_the_start() -> None:
     # The public functions, over inputs that tell their length and ones that do not.
     for items in ([*range(30)], range(30), numbers(30), iter(range(30))):
         assert await anyfan.map(identity, items, concurrency=7) == list(range(30))
