@@ -158,18 +158,47 @@ class Probe:
 
 @dataclass
 class CountingInput:
-    """A sync iterable over ``items`` that records how many were pulled."""
+    """A sync iterable over ``items`` that records how many were pulled.
+
+    With ``sized``, its iterator tells how many items are left
+    (``__length_hint__``), as a list's does; a run then starts its workers at
+    once instead of growing them as items come.
+    """
 
     items: Any
     pulled: int = 0
     on_pull: Any = None
+    sized: bool = False
 
     def __iter__(self) -> Iterator[Any]:
+        pulls = self._pulls()
+        return _Telling(pulls, len(self.items)) if self.sized else pulls
+
+    def _pulls(self) -> Iterator[Any]:
         for item in self.items:
             self.pulled += 1
             if self.on_pull is not None:
                 self.on_pull(self.pulled)
             yield item
+
+
+class _Telling:
+    """An iterator over ``items`` that says how many it has left, ``left`` to begin with."""
+
+    def __init__(self, items: Iterator[Any], left: int) -> None:
+        self._items = items
+        self._left = left
+
+    def __iter__(self) -> _Telling:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._items)
+        self._left -= 1
+        return item
+
+    def __length_hint__(self) -> int:
+        return self._left
 
 
 def trio_mock_clock() -> list[Any]:

@@ -85,12 +85,10 @@ def facade_map(
 ) -> Any:
     probe = Probe()
     pulls: list[int] = []
-    # A list tells its length, so the run starts its workers at once; the counting
-    # input does not, so they grow as items come: each start is checked both ways.
-    source: Any = (
-        scenario
-        if sized
-        else CountingInput(scenario, on_pull=lambda pulled: pulls.append(pulled - probe.ended))
+    # A sized input tells its length, so the run starts its workers at once; an
+    # unsized one does not, so they grow as items come: each start is checked both ways.
+    source = CountingInput(
+        scenario, on_pull=lambda pulled: pulls.append(pulled - probe.ended), sized=sized
     )
     try:
         result: Any = blocking.map(
@@ -106,7 +104,7 @@ async def direct_map(
     scenario: list[Job], concurrency: int, policy: Any, sized: bool = False
 ) -> Any:
     probe = Probe()
-    source: Any = scenario if sized else CountingInput(scenario)
+    source = CountingInput(scenario, sized=sized)
     try:
         result: Any = await anyfan.map(probe, source, concurrency=concurrency, errors=policy)
     except FanError as error:
