@@ -240,9 +240,21 @@ def test_the_copy_caps_the_sdks_timeout() -> None:
 def test_a_float_or_missing_timeout_is_capped(timeout: float | None, expected: float) -> None:
     client = _sync_client(timeout=timeout, max_retries=0)
     fan = ao.fan(client, retry=None)
-    assert fan.client.timeout == expected
-    assert (fan.client is client) is (timeout == expected)
+    if timeout == expected:
+        assert fan.client is client
+    else:
+        # A Timeout, which httpx copies on each request, where a float is converted.
+        assert fan.client.timeout == openai.Timeout(expected)
     client.close()
+
+
+def test_a_number_of_seconds_becomes_the_clients_own_timeout_class() -> None:
+    from anyfan.openai._fan import _as_timeout
+
+    client = _async_client()
+    assert _as_timeout(client, 30) == openai.Timeout(30)
+    assert _as_timeout(client, openai.Timeout(30)) == openai.Timeout(30)
+    assert _as_timeout(SimpleNamespace(), 30) == 30  # no httpx client: left as it is
 
 
 def test_a_timeout_object_keeps_a_short_connect_and_is_replaced_when_long() -> None:
@@ -379,6 +391,23 @@ def test_every_header_shape_calibrates_alike(
     empty = {"httpx": lambda: http.Headers(), "raw": lambda: _RawOnly({}), "mapping": dict}
     ao.observe_rate_limits(empty[shape](), requests=requests, tokens=tokens, now=0.0)
     assert observed == []
+
+
+@pytest.mark.parametrize("shape", ["httpx", "raw"])
+def test_a_repeated_header_counts_with_its_last_value(
+    shape: str, http: Any, observed: list[tuple[str, float, float | None]]
+) -> None:
+    entries = [
+        ("x-ratelimit-remaining-requests", "900"),
+        ("x-ratelimit-reset-requests", "1s"),
+        ("X-RateLimit-Remaining-Requests", "7"),
+        ("x-ratelimit-reset-requests", "1m50s"),
+    ]
+    headers: Any = http.Headers(entries)
+    if shape == "raw":
+        headers = SimpleNamespace(raw=[(k.encode(), v.encode()) for k, v in entries])
+    ao.observe_rate_limits(headers, requests=Rate(500, per=60), tokens=None, now=0.0)
+    assert observed == [("500/60s", 7, 110.0)]
 
 
 @pytest.mark.anyio

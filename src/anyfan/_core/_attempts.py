@@ -73,7 +73,12 @@ async def guarded(
             asked = now() if telemetry is not None else 0.0
             if limits is not None:
                 try:
-                    ticket = await limits.acquire(item)  # also waits out the pause
+                    priced = limits.ticket(item)
+                    # Admitted at once, the usual case, without a coroutine; else wait
+                    # (which also waits out the pause).
+                    if not limits.try_admit(priced):
+                        await limits.admit(priced)
+                    ticket = priced
                 except StoreUnavailable as exc:
                     # The shared quota's store is down: nothing was charged or started,
                     # and the retry policy decides, as for any connection error.

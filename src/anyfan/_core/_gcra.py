@@ -248,29 +248,34 @@ class Gcra:
         Returns the `Charge`; its ``start`` is the earliest allowed time (``now``
         when the call may start at once). Reservations are served in order.
         """
-        return self._commit(cost, self.earliest(cost, now), now)
+        return self.commit(cost, self.earliest(cost, now), now)
 
     def try_admit(self, cost: float, now: float) -> Charge | None:
         """Charge a call of ``cost`` that starts at ``now`` if it may; else return ``None``."""
         start = self.earliest(cost, now)
         if start > now:
             return None
-        return self._commit(cost, start, now)
+        return self.commit(cost, start, now)
 
-    def admit(self, cost: float, now: float) -> Charge:
-        """Charge a call of ``cost`` starting at ``now``, which `earliest` has just allowed.
+    def commit(self, cost: float, start: float, now: float) -> Charge:
+        """Charge a call of ``cost`` units asked for at ``now`` that starts at ``start``.
 
-        `reserve` without asking `earliest` again: several rates admitting one
-        call each answer `earliest` first, and all are charged only if all allow it.
+        ``start`` must be one `earliest` has just allowed: several rates
+        admitting one call each answer `earliest` first, and all are charged
+        only if all allow it.
         """
-        return self._commit(cost, now, now)
-
-    def _commit(self, cost: float, start: float, now: float) -> Charge:
         charge = Charge(cost, start)
         self._last_start = start
         entries = self._slice
-        if entries and entries[0].start + self._span <= start:
-            self._expire(start)
+        if entries:
+            # `_expire`, inlined: most admissions see one earlier call leave the slice.
+            span = self._span
+            while entries and entries[0].start + span <= start:
+                leaving = entries.popleft()
+                leaving.sliced = False
+                self._slice_sum -= leaving.slice_cost
+            if not entries:
+                self._slice_sum = 0.0  # no float residue once empty
         if cost > 0:
             tat = self._tat
             seg_start = tat if tat > start else start
@@ -286,17 +291,6 @@ class Gcra:
             entries.append(charge)
             self._slice_sum += cost
         return charge
-
-    def _expire(self, t: float) -> None:
-        """Drop slice entries that no admission at or after ``t`` can see."""
-        entries = self._slice
-        span = self._span
-        while entries and entries[0].start + span <= t:
-            leaving = entries.popleft()
-            leaving.sliced = False
-            self._slice_sum -= leaving.slice_cost
-        if not entries:
-            self._slice_sum = 0.0  # no float residue once empty
 
     def _drain(self, now: float) -> None:
         """Forget charges whose stretch of the queue has fully drained by ``now``."""

@@ -446,9 +446,10 @@ class Ticket:
             if pause is not None:
                 pause.take(now)
             # Every rate has just allowed a start at ``now``: charge them without asking again.
-            self.charges = [
-                state.admit(cost, now) for state, cost in zip(states, costs, strict=True)
-            ]
+            charges: list[Charge] = []
+            for state, cost in zip(states, costs, strict=True):
+                charges.append(state.commit(cost, now, now))
+            self.charges = charges
         self.start = now
         limits._meter.record(self.costs, now)
         return None
@@ -576,7 +577,8 @@ class Limits:
         """Wait until every limit admits a call on ``item``; return its `Ticket`.
 
         Call it right before the call starts (after taking a concurrency
-        slot), so that admission and start coincide.
+        slot), so that admission and start coincide. The same as `ticket`,
+        then `try_admit`, then `admit` if that said no.
 
         Raises:
             TypeError, ValueError: If a rate's ``cost`` function returns nonsense.
@@ -584,24 +586,54 @@ class Limits:
                 (then nothing is charged).
             RuntimeError: If an aiolimiter limit is used outside asyncio.
         """
+        ticket = self.ticket(item)
+        if not self.try_admit(ticket):
+            await self.admit(ticket)
+        return ticket
+
+    def ticket(self, item: Any) -> Ticket:
+        """Price a call on ``item`` under every rate: its `Ticket`, not admitted yet.
+
+        Raises:
+            TypeError, ValueError: If a rate's ``cost`` function returns nonsense.
+            CostTooLarge: If the cost is more than a rate admits in one period.
+        """
         rates = self._rates
         # A rate without a ``cost`` function charges 1 unit: no call to find that out.
         costs = [1.0 if rate._cost is None else rate.cost_of(item) for rate in rates]
         for rate, cost in zip(rates, costs, strict=True):
             if cost > rate._state.most:  # could never fit: fail, charge nothing
                 raise CostTooLarge(cost, rate.name, rate._state.most)
-        ticket = Ticket(self, item, costs)
+        return Ticket(self, item, costs)
+
+    def try_admit(self, ticket: Ticket) -> bool:
+        """Admit ``ticket`` now if every limit lets its call start without waiting.
+
+        The usual case of `acquire`, without a coroutine. When it returns
+        ``False`` nothing was charged, and `admit` waits. Limits with a store
+        or an aiolimiter limit always say ``False``: only `admit` asks those.
+        """
+        if self._externals or self._stores or not self._line.try_now(ticket._attempt):
+            return False
+        ADMITTED.set(ticket)  # for `note_sent`, when the call's request leaves
+        return True
+
+    async def admit(self, ticket: Ticket) -> None:
+        """Wait until every limit admits ``ticket`` (from `ticket`; `try_admit` said no).
+
+        Raises:
+            RuntimeError: If an aiolimiter limit is used outside asyncio.
+        """
         for external in self._externals:
             _require_asyncio()
             await external.acquire()
         attempt = ticket._attempt
         line = self._line
-        if not line.try_now(attempt):  # admitted at once, the usual case, needs no coroutine
+        if not line.try_now(attempt):
             await line.join(attempt, ticket._undo)
         if self._stores:
             await self.reserve_stored(ticket)
-        ADMITTED.set(ticket)  # for `note_sent`, when the call's request leaves
-        return ticket
+        ADMITTED.set(ticket)
 
     async def reserve_stored(self, ticket: Ticket) -> None:
         """Charge the ticket's stored rates (one round trip per store) and wait for its start.

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import inspect
 import logging
+import operator
 import re
 import weakref
 from collections.abc import Callable, Mapping
@@ -264,6 +265,20 @@ def _capped(timeout: Any, most: float) -> Any:
     return type(timeout)(most)
 
 
+def _as_timeout(client: object, timeout: Any) -> Any:
+    """``timeout`` as the client's httpx ``Timeout`` where it is a number of seconds.
+
+    The SDK hands its timeout to httpx for every request, and httpx makes a
+    number into a ``Timeout`` through a runtime ``SupportsFloat`` protocol
+    check, about 4 µs a request (measured); a ``Timeout`` is copied in a
+    fraction of that. Left as it is for a client without an httpx client.
+    """
+    kind: Any = type(getattr(getattr(client, "_client", None), "timeout", None))
+    if isinstance(timeout, int | float) and kind.__name__ == "Timeout":
+        return kind(timeout)
+    return timeout
+
+
 def _adapt(
     client: C,
     *,
@@ -290,7 +305,7 @@ def _adapt(
     if request_timeout is not None and hasattr(client, "timeout"):
         capped = _capped(client.timeout, request_timeout)
         if capped is not None:
-            changes["timeout"] = capped
+            changes["timeout"] = _as_timeout(client, capped)
     if changes and _copyable(client):
         original = client
         client = getattr(client, "with_options")(**changes)  # noqa: B009 - typed as C
@@ -632,34 +647,38 @@ _CALIBRATION: Final = (
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-tokens",
 )
-_CALIBRATION_SLOTS: Final = {name.encode(): slot for slot, name in enumerate(_CALIBRATION)}
+_RAW: Final = tuple(name.encode() for name in _CALIBRATION)
+_CALIBRATION_SLOTS: Final = {raw: slot for slot, raw in enumerate(_RAW)}
+#: An httpx header entry's lower-cased name and its value.
+_NAME: Final = operator.itemgetter(1)
+_VALUE: Final = operator.itemgetter(2)
 
 
-def _calibration(headers: Any) -> list[str | None] | None:
-    """The `_CALIBRATION` headers' values (``None`` where absent) of httpx's headers.
+def _calibration(headers: Any) -> list[bytes | None] | None:
+    """The `_CALIBRATION` headers' raw values (``None`` where absent) of httpx's headers.
 
-    Every response goes through this, so httpx's headers are scanned once as
-    received rather than searched four times: through their internal list of
-    ``(raw, lower-cased, value)`` entries where it has that shape (httpx and
-    httpx2 both do), which spares building ``raw`` and lower-casing every name.
-    ``None`` for other headers (aiohttp's, a mapping), looked up by name instead.
+    Every response goes through this, so httpx's headers are read once as
+    received rather than searched four times: where their internal list of
+    ``(raw, lower-cased, value)`` entries has that shape (httpx and httpx2
+    both do), it becomes a dict of the lower-cased names in C, without a
+    Python loop over the headers; else their public ``raw`` list is scanned.
+    A repeated header counts with its last value. ``None`` for other headers
+    (aiohttp's, a mapping), looked up by name instead.
     """
-    slots = _CALIBRATION_SLOTS
-    values: list[str | None] = [None, None, None, None]
     entries = getattr(headers, "_list", None)
     if type(entries) is list and (not entries or len(entries[0]) == 3):
-        for _, key, value in entries:
-            slot = slots.get(key)
-            if slot is not None:
-                values[slot] = value.decode("latin-1")
-        return values
+        return list(
+            map(dict(zip(map(_NAME, entries), map(_VALUE, entries), strict=True)).get, _RAW)
+        )
+    slots = _CALIBRATION_SLOTS
+    values: list[bytes | None] = [None, None, None, None]
     raw = getattr(headers, "raw", None)
     if not isinstance(raw, list):
         return None
     for key, value in raw:
         slot = slots.get(key.lower())
         if slot is not None:
-            values[slot] = value.decode("latin-1")
+            values[slot] = value
     return values
 
 
@@ -684,7 +703,7 @@ def observe_rate_limits(
         tokens: The TPM rate, or ``None``.
         now: When the response arrived; by default the event loop's clock.
     """
-    # httpx's headers are scanned once as received; others are looked up by name.
+    # httpx's headers are read once as received; others are looked up by name.
     values = _calibration(headers)
     if requests is not None:
         _observe(requests, headers, values, 0, now)
@@ -693,15 +712,25 @@ def observe_rate_limits(
 
 
 def _observe(
-    rate: Rate, headers: Any, values: list[str | None] | None, slot: int, now: float | None
+    rate: Rate, headers: Any, values: list[bytes | None] | None, slot: int, now: float | None
 ) -> None:
     """`observe_rate_limits` for one rate: ``slot`` is its remaining header's in `_CALIBRATION`."""
-    left = header(headers, _CALIBRATION[slot]) if values is None else values[slot]
-    if left is None:
-        return
+    if values is None:
+        left = header(headers, _CALIBRATION[slot])
+        if left is None:
+            return
+    else:
+        raw = values[slot]
+        if raw is None:
+            return  # the usual case below a provider that sends no such header
+        left = raw.decode("latin-1")
     remaining = count(left)
     if remaining is not None and remaining < rate.rate:
-        reset = header(headers, _CALIBRATION[slot + 1]) if values is None else values[slot + 1]
+        if values is None:
+            reset = header(headers, _CALIBRATION[slot + 1])
+        else:
+            raw = values[slot + 1]
+            reset = None if raw is None else raw.decode("latin-1")
         rate.observe(remaining, None if reset is None else parse_go_duration(reset), now=now)
 
 
@@ -770,10 +799,14 @@ class _SendWatcher:
         self._traced = traced
 
     async def __call__(self, request: Any) -> None:
+        if not self._traced:
+            # Outside a limited Fan, or sent before (a redirect), it reports nothing.
+            note_sent()
+            return
         if not send_pending():
             return  # outside a limited Fan, or sent before (a redirect): nothing to report
         extensions = getattr(request, "extensions", None)
-        if self._traced and isinstance(extensions, dict) and "trace" not in extensions:
+        if isinstance(extensions, dict) and "trace" not in extensions:
             extensions["trace"] = _trace
         else:
             note_sent()
