@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Final
 
 from ._window import HighQuantile
@@ -90,15 +91,21 @@ class Charge:
         "start",
     )
 
-    def __init__(self, cost: float, start: float) -> None:
+    def __init__(
+        self, cost: float, start: float, seg_start: float | None = None, seg_end: float = 0.0
+    ) -> None:
         self.cost = cost
         self.start = start
-        # The stretch of the bucket's queue (in seconds) this charge occupies.
-        self.seg_start = start
-        self.seg_end = start
-        self.queued = False
+        # The stretch of the bucket's queue (in seconds) this charge occupies; a charge
+        # given one is in the bucket's queue and in the slice (see `Gcra.commit`).
+        if seg_start is None:
+            self.seg_start = self.seg_end = start
+            self.queued = self.sliced = False
+        else:
+            self.seg_start = seg_start
+            self.seg_end = seg_end
+            self.queued = self.sliced = True
         self.slice_cost = cost
-        self.sliced = False
         self.settled = False
 
     def __repr__(self) -> str:
@@ -250,13 +257,6 @@ class Gcra:
         """
         return self.commit(cost, self.earliest(cost, now), now)
 
-    def try_admit(self, cost: float, now: float) -> Charge | None:
-        """Charge a call of ``cost`` that starts at ``now`` if it may; else return ``None``."""
-        start = self.earliest(cost, now)
-        if start > now:
-            return None
-        return self.commit(cost, start, now)
-
     def commit(self, cost: float, start: float, now: float) -> Charge:
         """Charge a call of ``cost`` units asked for at ``now`` that starts at ``start``.
 
@@ -264,11 +264,10 @@ class Gcra:
         admitting one call each answer `earliest` first, and all are charged
         only if all allow it.
         """
-        charge = Charge(cost, start)
         self._last_start = start
         entries = self._slice
         if entries:
-            # `_expire`, inlined: most admissions see one earlier call leave the slice.
+            # Most admissions see one earlier call leave the slice.
             span = self._span
             while entries and entries[0].start + span <= start:
                 leaving = entries.popleft()
@@ -276,20 +275,19 @@ class Gcra:
                 self._slice_sum -= leaving.slice_cost
             if not entries:
                 self._slice_sum = 0.0  # no float residue once empty
-        if cost > 0:
-            tat = self._tat
-            seg_start = tat if tat > start else start
-            charge.seg_start = seg_start
-            charge.seg_end = self._tat = seg_start + cost * self._interval
-            pending = self._pending
-            # `_drain`, inlined: most admissions find a drained charge at the front.
-            while pending and pending[0].seg_end <= now:
-                pending.popleft().queued = False
-            charge.queued = True
-            pending.append(charge)
-            charge.sliced = True
-            entries.append(charge)
-            self._slice_sum += cost
+        if cost <= 0:
+            return Charge(cost, start)
+        tat = self._tat
+        seg_start = tat if tat > start else start
+        self._tat = seg_end = seg_start + cost * self._interval
+        charge = Charge(cost, start, seg_start, seg_end)
+        pending = self._pending
+        # `_drain`, inlined: most admissions find a drained charge at the front.
+        while pending and pending[0].seg_end <= now:
+            pending.popleft().queued = False
+        pending.append(charge)
+        entries.append(charge)
+        self._slice_sum += cost
         return charge
 
     def _drain(self, now: float) -> None:
@@ -429,3 +427,28 @@ class Gcra:
 
     def __repr__(self) -> str:
         return f"Gcra(limit={self._limit!r}, per={self._per!r}, burst={self._burst!r})"
+
+
+def admit_all(states: Sequence[Gcra], costs: Sequence[float], now: float) -> list[Charge] | float:
+    """Charge one call under every rate in ``states`` (at ``costs``) if each lets it start now.
+
+    Returns the charges, one per state. Else nothing is charged, and it
+    returns the earliest time from which every rate might let it start.
+    """
+    t = now
+    for state, cost in zip(states, costs, strict=True):
+        # `earliest`'s usual answer, inlined: no call waits before it, and both the
+        # bucket and the slice have room.
+        burst = state._burst
+        if (
+            state._last_start <= now
+            and state._tat - (burst - cost if burst > cost else 0.0) * state._interval <= now
+            and state._slice_sum + cost <= state._cap
+        ):
+            continue
+        at = state.earliest(cost, now)
+        if at > t:
+            t = at
+    if t > now:
+        return t
+    return [state.commit(cost, now, now) for state, cost in zip(states, costs, strict=True)]

@@ -18,7 +18,7 @@ import anyio
 from ._clock import Clock, loop_token
 from ._errors import CostTooLarge, StoreUnavailable
 from ._gate import Line, SleepUntil, Timebase
-from ._gcra import SLICE, Charge, Gcra
+from ._gcra import SLICE, Charge, Gcra, admit_all
 from ._sent import ADMITTED
 from ._stats import AdmissionMeter, LimitStats
 from ._store import QuotaSpec, RateStore, StoredCharge
@@ -429,27 +429,25 @@ class Ticket:
         pause = limits._pause_schedule
         if pause is not None and not pause.active:
             pause = None  # no pause is holding starts: nothing to ask it, nothing to count
-        if pause is None and len(states) == 1:
-            # The common case, one rate: check and charge in one step.
-            charge = states[0].try_admit(costs[0], now)
-            if charge is None:
-                return states[0].earliest(costs[0], now)
-            self.charges = [charge]
+        if pause is None:
+            # The common case: every rate checked, and charged if all allow, in one pass.
+            charges = admit_all(states, costs, now)
+            if not isinstance(charges, list):
+                return charges  # not before this time
+            self.charges = charges
         else:
-            t = now if pause is None else pause.earliest(now)
+            t = pause.earliest(now)
             for state, cost in zip(states, costs, strict=True):
                 at = state.earliest(cost, now)
                 if at > t:
                     t = at
             if t > now:
                 return t
-            if pause is not None:
-                pause.take(now)
+            pause.take(now)
             # Every rate has just allowed a start at ``now``: charge them without asking again.
-            charges: list[Charge] = []
-            for state, cost in zip(states, costs, strict=True):
-                charges.append(state.commit(cost, now, now))
-            self.charges = charges
+            self.charges = [
+                state.commit(cost, now, now) for state, cost in zip(states, costs, strict=True)
+            ]
         self.start = now
         limits._meter.record(self.costs, now)
         return None
@@ -486,7 +484,9 @@ class Limits:
 
     __slots__ = (
         "__weakref__",
+        "_actuals",
         "_all_local",
+        "_all_states",
         "_externals",
         "_line",
         "_local",
@@ -522,6 +522,12 @@ class Limits:
         self._local = tuple(i for i, rate in enumerate(rates) if rate._store is None)
         self._all_local = len(self._local) == len(rates)
         self._states = tuple(rates[i]._state for i in self._local)
+        self._all_states = tuple(rate._state for rate in rates)
+        # The local rates that settle at an ``actual`` cost: (position in ``_states``,
+        # position in ``rates``, rate).
+        self._actuals = tuple(
+            (j, i, rates[i]) for j, i in enumerate(self._local) if rates[i]._actual is not None
+        )
         # The stored rates, grouped by store: one round trip per store per admission.
         stores: dict[int, tuple[RateStore, list[int]]] = {}
         for i, rate in enumerate(rates):
@@ -720,15 +726,16 @@ class Limits:
         if ticket.settled:
             raise ValueError("this ticket was already settled")
         ticket.settled = True
+        if not self._actuals and not ticket.stored:
+            return ticket.costs  # every rate charged as estimated: nothing to settle
         failed = isinstance(outcome, BaseException)
         now = self._line.clock()
         units = ticket.costs
         rates = self._rates
-        for j, charge in enumerate(ticket.charges):
-            i = j if self._all_local else self._local[j]
-            rate = rates[i]
-            if rate._actual is None:
-                continue  # charged as estimated: nothing to settle
+        charges = ticket.charges
+        # Only the local rates with an ``actual`` function: the others stay charged as estimated.
+        for j, i, rate in self._actuals if charges else ():
+            charge = charges[j]
             try:
                 used = rate.actual_of(ticket.item, outcome)
             except Exception:
@@ -774,8 +781,8 @@ class Limits:
 
         `Rate.report_delay` for all the rates at once; `note_sent` calls it.
         """
-        for rate in self._rates:
-            rate._state.observe_delay(seconds, now)
+        for state in self._all_states:
+            state.observe_delay(seconds, now)
 
     def stats(self) -> tuple[LimitStats, ...]:
         """Per-rate admitted units per second over the recent window, against each limit."""
