@@ -1,6 +1,6 @@
 """When an admitted call's request really left: the delay that sizes the slice guard.
 
-`Limits.acquire` records the ticket it admits in a context variable; the code
+`Limits` records each ticket it admits in a context variable; the code
 that sends the request (the OpenAI adapter's HTTP hooks, or a user's own
 transport) calls `note_sent` as the request leaves, from the same task, and
 every rate that admitted the call learns the delay (`Rate.report_delay`).

@@ -740,7 +740,7 @@ def _observe(
     else:
         raw = values[slot]
         if raw is None:
-            return  # the usual case below a provider that sends no such header
+            return  # no such header: the usual case with a provider that sends none
         left = raw.decode("latin-1")
     remaining = count(left)
     if remaining is not None and remaining < rate.rate:
