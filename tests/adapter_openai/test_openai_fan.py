@@ -568,6 +568,10 @@ async def test_the_trace_reports_when_the_headers_go_out() -> None:
     assert ADMITTED.get() is None
     assert rate.guard == pytest.approx(0.05)
     assert note_sent() is None  # reported once
+    # Nothing pending (outside a limited Fan, or a redirect): the request is left alone.
+    untouched = SimpleNamespace(extensions={})
+    await _SendWatcher(traced=True)(untouched)
+    assert untouched.extensions == {}
     # A request whose trace the caller set already is reported by the hook itself.
     await calls.acquire("item")
     await _SendWatcher(traced=True)(SimpleNamespace(extensions={"trace": print}))
