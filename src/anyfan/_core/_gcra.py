@@ -429,13 +429,16 @@ class Gcra:
         return f"Gcra(limit={self._limit!r}, per={self._per!r}, burst={self._burst!r})"
 
 
-def admit_all(states: Sequence[Gcra], costs: Sequence[float], now: float) -> list[Charge] | float:
+def admit_all(
+    states: Sequence[Gcra], costs: Sequence[float], now: float, not_before: float
+) -> list[Charge] | float:
     """Charge one call under every rate in ``states`` (at ``costs``) if each lets it start now.
 
-    Returns the charges, one per state. Else nothing is charged, and it
-    returns the earliest time from which every rate might let it start.
+    ``not_before`` is when anything else gating the start (a shared pause)
+    allows it. Returns the charges, one per state. Else nothing is charged,
+    and it returns the earliest time from which every rate might let it start.
     """
-    t = now
+    t = not_before
     for state, cost in zip(states, costs, strict=True):
         # `earliest`'s usual answer, inlined: no call waits before it, and both the
         # bucket and the slice have room.

@@ -429,25 +429,13 @@ class Ticket:
         pause = limits._pause_schedule
         if pause is not None and not pause.active:
             pause = None  # no pause is holding starts: nothing to ask it, nothing to count
-        if pause is None:
-            # The common case: every rate checked, and charged if all allow, in one pass.
-            charges = admit_all(states, costs, now)
-            if not isinstance(charges, list):
-                return charges  # not before this time
-            self.charges = charges
-        else:
-            t = pause.earliest(now)
-            for state, cost in zip(states, costs, strict=True):
-                at = state.earliest(cost, now)
-                if at > t:
-                    t = at
-            if t > now:
-                return t
+        # Every rate checked, and charged only if all (and the pause) allow, in one pass.
+        charges = admit_all(states, costs, now, now if pause is None else pause.earliest(now))
+        if not isinstance(charges, list):
+            return charges  # not before this time
+        if pause is not None:
             pause.take(now)
-            # Every rate has just allowed a start at ``now``: charge them without asking again.
-            self.charges = [
-                state.commit(cost, now, now) for state, cost in zip(states, costs, strict=True)
-            ]
+        self.charges = charges
         self.start = now
         limits._meter.record(self.costs, now)
         return None
