@@ -39,8 +39,12 @@ MAX_US_PER_ITEM = 3.0
 #: anyfan.map and anyfan.stream on a call that suspends once, over the hand-written floor.
 MAX_TIMES_SUSPEND_FLOOR = 1.25
 
-#: The rows that target is judged on, at every size: repeated there as at the first.
-JUDGED_AT_EVERY_SIZE = frozenset({"suspend_floor", "suspend_map", "suspend_stream"})
+#: The rows that target compares, floor first: timed paired in one interpreter at every size.
+JUDGED = ("suspend_floor", "suspend_map", "suspend_stream")
+#: Paired rounds at each size (the first size, then the larger ones): each round runs
+#: every judged row once, in alternating order, and the target takes the median of
+#: the rounds' ratios.
+PAIRED_ROUNDS = (25, 7)
 MIN_TIMES_BELOW_AIOMETER = 8.0
 MAX_RSS_OVER_BASELINE = 100e6
 
@@ -380,8 +384,7 @@ CASES = (
 CASES_BY_KEY = {case.key: case for case in CASES}
 
 
-def child(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one case once in this (fresh) interpreter and time it."""
+def _import_common() -> list[str]:
     imported = []
     for name in COMMON_MODULES:
         try:
@@ -389,6 +392,22 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         except ImportError:
             continue
         imported.append(name)
+    return imported
+
+
+def _correct(case: Case, result: Any, n: int) -> bool:
+    if case.ordered:
+        # Compared lazily: a second list of N ints would inflate the peak RSS.
+        return len(result) == n and all(a == b for a, b in zip(result, range(n), strict=True))
+    return bool(result == n)
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one case once in this (fresh) interpreter and time it; or, given
+    ``paired``, time those cases in rounds (`paired_child`)."""
+    if "paired" in spec:
+        return paired_child(spec)
+    imported = _import_common()
     case = CASES_BY_KEY[spec["case"]]
     n, c = spec["n"], spec["concurrency"]
     fn = case.fn
@@ -407,14 +426,43 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         return time.perf_counter() - start, result
 
     seconds, result = _harness.run_on(spec["backend"], main)
-    if fn is None:
-        ok = True
-    elif case.ordered:
-        # Compared lazily: a second list of N ints would inflate the peak RSS.
-        ok = len(result) == n and all(a == b for a, b in zip(result, range(n), strict=True))
-    else:
-        ok = result == n
+    ok = True if fn is None else _correct(case, result, n)
     return {"seconds": seconds, "ok": ok, "imported": imported}
+
+
+def paired_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time the cases ``paired`` in one interpreter: every case once per round, many rounds.
+
+    Rounds alternate the order (A B C, then C B A), so neither what ran just
+    before nor the machine's drift favours one case. Runs of one round are
+    under seconds apart, so the ratio of two within a round leaves out most of
+    the load a shared machine puts on separate processes minutes apart.
+    Returns each case's seconds, in round order.
+    """
+    _import_common()
+    cases = [CASES_BY_KEY[key] for key in spec["paired"]]
+    n, c, rounds = spec["n"], spec["concurrency"], spec["rounds"]
+
+    async def main() -> tuple[dict[str, list[float]], bool]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.sleep, 0)
+        seconds: dict[str, list[float]] = {case.key: [] for case in cases}
+        ok = True
+        for case in cases:
+            assert case.fn is not None
+            await case.fn(2 * c, c)  # untimed warm-up, as in `child`
+        for round_ in range(rounds):
+            for case in cases if round_ % 2 == 0 else cases[::-1]:
+                assert case.fn is not None
+                start = time.perf_counter()
+                result = await case.fn(n, c)
+                seconds[case.key].append(time.perf_counter() - start)
+                ok = ok and _correct(case, result, n)
+                del result  # before the next case runs, as in a process of its own
+        return seconds, ok
+
+    seconds, ok = _harness.run_on(spec["backend"], main)
+    return {"seconds": seconds, "ok": ok}
 
 
 # -- the section, built in the parent ----------------------------------------
@@ -432,6 +480,14 @@ def add_arguments(parser: argparse._ArgumentGroup) -> None:
         type=int,
         metavar="R",
         help="runs at the first size (default 3; --quick 1)",
+    )
+    parser.add_argument(
+        "--core-paired-rounds",
+        type=int,
+        metavar="R",
+        help="rounds of the suspending call's floor, anyfan.map and anyfan.stream, timed "
+        f"paired in one interpreter, that the {MAX_TIMES_SUSPEND_FLOOR:g}x target is judged on "
+        f"(default {PAIRED_ROUNDS[0]} at the first size, {PAIRED_ROUNDS[1]} above; --quick 1)",
     )
     parser.add_argument(
         "--core-concurrency", type=int, default=100, metavar="C", help="default 100"
@@ -464,6 +520,28 @@ class Cell:
         return bool(self.seconds) and self.error is None
 
 
+@dataclass
+class Paired:
+    """The judged rows' runs in one interpreter: each key's seconds, in round order."""
+
+    rounds: int
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    error: str | None = None
+
+    def ratios(self, key: str) -> list[float]:
+        """Each round's run of ``key`` over the same round's floor run."""
+        return [
+            mine / floor
+            for mine, floor in zip(self.seconds[key], self.seconds[JUDGED[0]], strict=True)
+        ]
+
+    def say(self, n: int) -> str:
+        if self.error:
+            return f"error: {self.error}"
+        medians = (statistics.median(self.seconds[key]) / n * 1e6 for key in JUDGED)
+        return ", ".join(f"{key} {us:.2f} µs/item" for key, us in zip(JUDGED, medians, strict=True))
+
+
 def run(opts: argparse.Namespace) -> str:
     quick = opts.quick
     sizes_text = opts.core_sizes or ("1000,10000" if quick else "100000,1000000")
@@ -491,17 +569,11 @@ def run(opts: argparse.Namespace) -> str:
                 else:
                     plan.append((case, backend, n))
 
-    # Repeats of the first size go round-robin, so slow drift hits every case alike.
-    # Above it, the rows a target is judged on are repeated too (a target is never
-    # judged on one run); the others run once there.
+    # Repeats of the first size go round-robin, so slow drift hits every case alike;
+    # the larger sizes run once. The suspending call's target is judged apart (below).
     first = [p for p in plan if p[2] == sizes[0]]
     larger = [p for p in plan if p[2] != sizes[0]]
-    judged = [p for p in larger if p[0].key in JUDGED_AT_EVERY_SIZE]
-    schedule = (
-        [p for _ in range(repeats) for p in first]
-        + [p for _ in range(repeats) for p in judged]
-        + [p for p in larger if p[0].key not in JUDGED_AT_EVERY_SIZE]
-    )
+    schedule = [p for _ in range(repeats) for p in first] + larger
     for step, (case, backend, n) in enumerate(schedule, 1):
         cell = cells[case.key, backend, n]
         if cell.error:
@@ -518,7 +590,33 @@ def run(opts: argparse.Namespace) -> str:
             cell.rss.append(result["peak_rss"])
         _harness.progress(f"  [{step}/{len(schedule)}] {case.key} {backend} n={n}: {_say(cell, n)}")
 
-    return _render(cells, sizes, repeats, concurrency, quick)
+    # The rows the suspending call's target compares, timed paired, one
+    # interpreter per backend and size (`paired_child`).
+    paired: dict[tuple[str, int], Paired] = {}
+    for size_index, n in enumerate(sizes):
+        rounds = opts.core_paired_rounds or (
+            1 if quick else PAIRED_ROUNDS[min(size_index, len(PAIRED_ROUNDS) - 1)]
+        )
+        for backend in CASES_BY_KEY[JUDGED[0]].backends:
+            got = paired[backend, n] = Paired(rounds)
+            spec = {
+                "paired": list(JUDGED),
+                "backend": backend,
+                "n": n,
+                "concurrency": concurrency,
+                "rounds": rounds,
+            }
+            try:
+                result = _harness.run_child(THIS, spec, timeout=opts.core_timeout * rounds)
+            except _harness.ChildError as exc:
+                got.error = str(exc)
+            else:
+                got.seconds = result["seconds"]
+                if not result["ok"]:
+                    got.error = "wrong results"
+            _harness.progress(f"  paired {backend} n={n}: {_rounds(rounds)}, {got.say(n)}")
+
+    return _render(cells, paired, sizes, repeats, concurrency, quick)
 
 
 def _say(cell: Cell, n: int) -> str:
@@ -544,6 +642,7 @@ def _spread(cell: Cell, n: int) -> str:
 
 def _render(
     cells: dict[tuple[str, str, int], Cell],
+    paired: dict[tuple[str, int], Paired],
     sizes: list[int],
     repeats: int,
     concurrency: int,
@@ -605,6 +704,11 @@ def _render(
     footnotes += [f"³ ({i}) {e}" for i, e in enumerate(errors, 1)]
 
     sizes_said = " and ".join(f"{n:,}" for n in sizes)
+    rounds_said = " and ".join(
+        f"{paired[backend, n].rounds} at {count(n)}"
+        for n in sizes
+        for backend in CASES_BY_KEY[JUDGED[0]].backends[:1]
+    )
     method = (
         f"Each approach maps `async def noop(x): return x` over {sizes_said} items at "
         f"concurrency {concurrency}; the call never suspends, so what is measured is the "
@@ -618,14 +722,20 @@ def _render(
         f"building the inputs each API needs (coroutines, partials) and, for the ordered "
         f"approaches, the result list. At {count(sizes[0])} items µs/item is the median of "
         f"{repeats} runs, with their min to max in brackets (one process per run, interleaved "
-        f"across approaches; RSS is the largest of those runs); each larger size is run once, "
-        f"except the suspending call's floor, anyfan.map and anyfan.stream, which the "
-        f"target judges at every size: they run {repeats} times there too. "
+        f"across approaches; RSS is the largest of those runs); each larger size is run once. "
         f"The _suspending call_ rows map `async def work(i): await anyio.sleep(0); return i` "
         f"instead, against the hand-written floor: {concurrency} plain tasks sharing one "
-        f"iterator and storing `out[i] = await work(i)`. The unordered approaches "
-        f"(anyfan.stream, aiometer.amap, the hand-written streams) count results as they "
-        f"arrive instead of keeping them. Two streams written by hand are shown, not judged: "
+        f"iterator and storing `out[i] = await work(i)`. Their {MAX_TIMES_SUSPEND_FLOOR:g}x "
+        f"target is judged apart, at every size, on runs timed paired: one interpreter per "
+        f"backend and size runs the floor, anyfan.map and anyfan.stream once per round "
+        f"({rounds_said} rounds, the order alternating), and the target takes the median "
+        f"of the rounds' ratios, each run over the same round's floor run, with their min "
+        f"to max in brackets. Runs in separate processes minutes apart, as in the table, "
+        f"meet different loads on a shared machine (the floor's own runs have spread by "
+        f"over 30% in one sitting); runs a second apart mostly meet the same. "
+        f"The unordered approaches (anyfan.stream, aiometer.amap, the hand-written "
+        f"streams) count results as they arrive instead of keeping them. Two streams "
+        f"written by hand are shown, not judged: "
         f"the lean one is the practical floor of any stream (the same tasks append "
         f"`(i, result)` to a deque that one consumer drains in a plain loop, waiting on an "
         f"anyio Event only when it is empty: no record, clock, stats, bound or coroutine per "
@@ -645,12 +755,15 @@ def _render(
     if footnotes:
         # Two trailing spaces: a markdown line break between footnotes.
         parts.append("  \n".join(footnotes))
-    parts.append(_harness.targets_table(_targets(cells, sizes, baseline), quick=quick))
+    parts.append(_harness.targets_table(_targets(cells, paired, sizes, baseline), quick=quick))
     return "\n\n".join(parts)
 
 
 def _targets(
-    cells: dict[tuple[str, str, int], Cell], sizes: list[int], baseline: dict[str, int]
+    cells: dict[tuple[str, str, int], Cell],
+    paired: dict[tuple[str, int], Paired],
+    sizes: list[int],
+    baseline: dict[str, int],
 ) -> list[Target]:
     """One row per anyfan approach, backend and target; an anyfan run that errored fails."""
     speed: list[Target] = []
@@ -714,14 +827,15 @@ def _targets(
     for key in ("suspend_map", "suspend_stream"):
         case = CASES_BY_KEY[key]
         for backend in case.backends:
-            ratios, broken = [], []
+            ratios, broken, said = [], [], []
             for n in sizes:
-                cell, floor = cells[key, backend, n], cells["suspend_floor", backend, n]
-                if cell.error:
+                pair = paired[backend, n]
+                if pair.error:
                     broken.append(f"error ({count(n)})")
-                elif cell.measured and floor.measured:
-                    ratios.append((n, _us(cell, n) / _us(floor, n)))
-            said = [f"{r:.2f}x ({count(n)})" for n, r in ratios]
+                    continue
+                summary = _harness.summarise(pair.ratios(key))
+                ratios.append((n, summary.median))
+                said.append(f"{summary.show('.2f')}x ({count(n)}, {_rounds(pair.rounds)})")
             first = cells[key, backend, sizes[0]]
             lean = cells.get(("suspend_lean", backend, sizes[0]))
             handoff = cells.get(("suspend_handoff", backend, sizes[0]))
@@ -752,6 +866,10 @@ def _targets(
 def _check(requirement: str, said: list[str], oks: list[bool], broken: list[str]) -> Target:
     ok = None if not oks and not broken else all(oks) and not broken
     return Target(requirement, ", ".join(said) or "-", ok)
+
+
+def _rounds(rounds: int) -> str:
+    return f"{rounds} round" + ("" if rounds == 1 else "s")
 
 
 def _plain(case: Case) -> str:

@@ -223,6 +223,22 @@ async def test_channel_reader_that_never_waits_yields_once_per_batch() -> None:
     assert await anext(channel) == 4
 
 
+async def test_channel_reader_finding_nothing_yields_before_it_waits() -> None:
+    channel: Channel[int] = Channel(2)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await anext(channel)
+    # Cancelled at that checkpoint, before it made an event to wait on.
+    assert scope.cancelled_caught
+    assert channel.reader_waiting is None
+    channel.close()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(StopAsyncIteration):
+            await anext(channel)  # closed and drained: it ends without yielding
+    assert not scope.cancelled_caught
+
+
 async def test_channel_reader_cancelled_while_waiting_loses_nothing() -> None:
     channel: Channel[int] = Channel(2)
     with anyio.move_on_after(0) as scope:
