@@ -44,7 +44,7 @@ JUDGED = ("suspend_floor", "suspend_map", "suspend_stream")
 #: Paired rounds at each size (the first size, then the larger ones): each round runs
 #: every judged row once, in alternating order, and the target takes the median of
 #: the rounds' ratios.
-PAIRED_ROUNDS = (25, 7)
+PAIRED_ROUNDS = (25, 15)
 MIN_TIMES_BELOW_AIOMETER = 8.0
 MAX_RSS_OVER_BASELINE = 100e6
 
@@ -433,14 +433,18 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 def paired_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Time the cases ``paired`` in one interpreter: every case once per round, many rounds.
 
-    Rounds alternate the order (A B C, then C B A), so neither what ran just
-    before nor the machine's drift favours one case. Runs of one round are
-    under seconds apart, so the ratio of two within a round leaves out most of
-    the load a shared machine puts on separate processes minutes apart.
-    Returns each case's seconds, in round order.
+    The first case, the one the others are compared with, runs in the middle
+    of each round, next to each of them, and rounds alternate the order
+    (B A C, then C A B), so neither what ran just before nor the machine's
+    drift favours one case. Runs next to each other are seconds apart, so the
+    ratio of two within a round leaves out most of the load a shared machine
+    puts on separate processes minutes apart. Returns each case's seconds, in
+    round order.
     """
     _import_common()
-    cases = [CASES_BY_KEY[key] for key in spec["paired"]]
+    keys = spec["paired"]
+    middle = len(keys) // 2
+    cases = [CASES_BY_KEY[key] for key in [*keys[1 : middle + 1], keys[0], *keys[middle + 1 :]]]
     n, c, rounds = spec["n"], spec["concurrency"], spec["rounds"]
 
     async def main() -> tuple[dict[str, list[float]], bool]:
@@ -728,7 +732,8 @@ def _render(
         f"iterator and storing `out[i] = await work(i)`. Their {MAX_TIMES_SUSPEND_FLOOR:g}x "
         f"target is judged apart, at every size, on runs timed paired: one interpreter per "
         f"backend and size runs the floor, anyfan.map and anyfan.stream once per round "
-        f"({rounds_said} rounds, the order alternating), and the target takes the median "
+        f"({rounds_said} rounds; the floor between the other two, so next to each, and "
+        f"their order alternating), and the target takes the median "
         f"of the rounds' ratios, each run over the same round's floor run, with their min "
         f"to max in brackets. Runs in separate processes minutes apart, as in the table, "
         f"meet different loads on a shared machine (the floor's own runs have spread by "
