@@ -19,11 +19,11 @@ class Channel(Generic[X]):
     at most ``capacity`` entries. The reader does not take entries from it one
     by one: when its own batch runs out it takes the whole list at once,
     leaving an empty one in its place, and reads on through the list with an
-    iterator. Entries then cost the reader one step of a ``for`` loop over a
-    list and a writer one `list.append`, both of which the interpreter runs
-    without calling a C function, and writers find room again in a burst. At
-    most ``2 * capacity`` entries are held: a full buffer plus the batch being
-    read.
+    iterator. An entry then costs the reader one step of a ``for`` loop over
+    a list, and a writer a `list.append`, which the interpreter does inline:
+    neither looks up and calls a method, as a deque's `popleft` and `append`
+    do. Writers find room again in a burst. At most ``2 * capacity`` entries
+    are held: a full buffer plus the batch being read.
 
     Writers that find the buffer full all wait on one event, set when the
     reader next takes the buffer. The reader yields to the scheduler once per
