@@ -621,10 +621,8 @@ class Limits:
         for external in self._externals:
             _require_asyncio()
             await external.acquire()
-        attempt = ticket._attempt
-        line = self._line
-        if not line.try_now(attempt):
-            await line.join(attempt, ticket._undo)
+        # `join` tries at once itself when nobody is in line (as `try_now` would).
+        await self._line.join(ticket._attempt, ticket._undo)
         if self._stores:
             await self.reserve_stored(ticket)
         ADMITTED.set(ticket)
